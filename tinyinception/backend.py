@@ -1,0 +1,101 @@
+"""Which array module holds a tensor's data, and which kernels compute on it.
+
+Three kernel families live side by side in `tinyinception/kernels/`:
+
+* ``"numpy"``: plain NumPy, readable, the definition every other path is tested against;
+* ``"numba"``: the same algorithms JIT-compiled by Numba for the CPU (the default);
+* ``"cupy"``: CUDA kernels through CuPy, used whenever the data is a CuPy array.
+
+CPU arrays use the kernels chosen by :func:`set_kernels` (or the environment variable
+``TINYINCEPTION_KERNELS``); a CuPy array always uses the CuPy kernels.
+"""
+import contextlib
+import os
+
+import numpy as np
+
+KERNEL_CHOICES = ("numba", "numpy")
+_state = {"kernels": os.environ.get("TINYINCEPTION_KERNELS", "numba").strip().lower() or "numba"}
+if _state["kernels"] not in KERNEL_CHOICES:
+    raise ValueError(
+        f"TINYINCEPTION_KERNELS={_state['kernels']!r}: expected one of {', '.join(KERNEL_CHOICES)}"
+    )
+
+
+def set_kernels(name):
+    """Choose the CPU kernels: ``"numba"`` (fast, default) or ``"numpy"`` (reference)."""
+    name = str(name).lower()
+    if name not in KERNEL_CHOICES:
+        raise ValueError(f"set_kernels: expected one of {', '.join(KERNEL_CHOICES)}, got {name!r}")
+    _state["kernels"] = name
+
+
+def get_kernels():
+    """The name of the kernels CPU arrays use now: ``"numba"`` or ``"numpy"``."""
+    return _state["kernels"]
+
+
+@contextlib.contextmanager
+def using_kernels(name):
+    """Context manager: ``with using_kernels("numpy"): ...`` runs CPU ops on the NumPy kernels."""
+    previous = get_kernels()
+    set_kernels(name)
+    try:
+        yield
+    finally:
+        set_kernels(previous)
+
+
+def cupy_module():
+    """The ``cupy`` module if it imports, else None (importing it needs no GPU)."""
+    try:
+        import cupy
+    except Exception:  # ImportError, or a broken CUDA install
+        return None
+    return cupy
+
+
+def is_cupy_array(array):
+    cupy = cupy_module() if type(array).__module__.startswith("cupy") else None
+    return cupy is not None and isinstance(array, cupy.ndarray)
+
+
+def get_array_module(*arrays):
+    """``numpy`` or ``cupy``, whichever holds the arrays (NumPy when none is a CuPy array)."""
+    for array in arrays:
+        if is_cupy_array(array):
+            return cupy_module()
+    return np
+
+
+def kernels_for(array):
+    """The kernel family that computes on ``array``: ``"cupy"``, ``"numba"`` or ``"numpy"``."""
+    return "cupy" if is_cupy_array(array) else get_kernels()
+
+
+def gpu_available():
+    """True when CuPy imports *and* a CUDA device answers (any CUDA error means no)."""
+    cupy = cupy_module()
+    if cupy is None:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # CUDARuntimeError on machines without a driver or device
+        return False
+
+
+def to_device(array, device):
+    """Copy ``array`` to ``"cpu"`` (NumPy) or ``"cuda"`` (CuPy); no copy if already there."""
+    device = str(device)
+    if device == "cpu":
+        return array.get() if is_cupy_array(array) else array
+    if device.startswith("cuda"):
+        if not gpu_available():
+            raise RuntimeError(f"to('{device}'): no CUDA device is available (ti.cuda.is_available() is False)")
+        cupy = cupy_module()
+        return array if is_cupy_array(array) else cupy.asarray(array)
+    raise ValueError(f"to: unknown device {device!r}; expected 'cpu' or 'cuda'")
+
+
+def device_of(array):
+    return "cuda" if is_cupy_array(array) else "cpu"

@@ -1,0 +1,15 @@
+"""Differentiable operations, one `Function` each (``import tinyinception.functional as F``).
+
+Argument names and defaults follow ``torch.nn.functional``.
+"""
+from .activation import log_softmax, relu, sigmoid, softmax, tanh
+from .device import to_device
+from .dropout import dropout
+from .elementwise import add, cast, div, exp, log, mul, neg, pow, sqrt, sub
+from .linalg import linear, matmul
+from .loss import cross_entropy
+from .reduction import argmax, max, mean, sum
+from .shape import cat, concat, flatten, getitem, permute, reshape, transpose
+from . import tensor_methods
+
+tensor_methods.install()

@@ -1,0 +1,281 @@
+"""im2col and col2im: unfold image windows into columns, and fold columns back.
+
+With ``cols = im2col(x, ...)`` a convolution is one matrix product per image:
+``out[n] = weight.reshape(C_out, C*kh*kw) @ cols[n]``. ``col2im`` is the adjoint of ``im2col``
+(the transpose of the same linear map): it adds every column entry back onto the input pixel it
+was read from, which is exactly the gradient of ``im2col``.
+
+Shapes (every implementation below, NumPy, Numba and CuPy, has the same signature):
+
+* ``x``: (N, C, H, W)
+* ``cols``: (N, C*kh*kw, out_h*out_w), C-contiguous; row ``c*kh*kw + i*kw + j`` holds, for every
+  output position ``(oh, ow)``, the pixel ``x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]``, or 0
+  where that position lies in the padding.
+"""
+import numpy as np
+
+from .. import backend
+from . import _cuda
+from ._checks import check_float, check_ndim, check_shape, pair
+from ._numba import njit, prange
+
+
+def _needed_extent(size, kernel, stride, pad, dilation, out):
+    """How far (in padded coordinates) the last window reaches, at least ``size + 2*pad``."""
+    last_window_end = (out - 1) * stride + (kernel - 1) * dilation + 1
+    return max(size + 2 * pad, last_window_end)
+
+
+# ----------------------------------------------------------------------------------------------
+# NumPy reference: one strided slice copy per kernel offset (i, j)
+# ----------------------------------------------------------------------------------------------
+def im2col_numpy(x, kernel_size, stride, padding, dilation, out_size):
+    """NumPy reference im2col. ``x``: (N, C, H, W) -> cols (N, C*kh*kw, out_h*out_w)."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (out_h, out_w) = (
+        kernel_size, stride, padding, dilation, out_size)
+    padded_h = _needed_extent(h, kh, sh, ph, dh, out_h)
+    padded_w = _needed_extent(w, kw, sw, pw, dw, out_w)
+    x_padded = np.zeros((n, c, padded_h, padded_w), dtype=x.dtype)
+    x_padded[:, :, ph:ph + h, pw:pw + w] = x
+    cols = np.empty((n, c, kh, kw, out_h, out_w), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            top, left = i * dh, j * dw
+            cols[:, :, i, j] = x_padded[:, :, top:top + sh * (out_h - 1) + 1:sh,
+                                        left:left + sw * (out_w - 1) + 1:sw]
+    return cols.reshape(n, c * kh * kw, out_h * out_w)
+
+
+def col2im_numpy(cols, x_shape, kernel_size, stride, padding, dilation, out_size):
+    """NumPy reference col2im. ``cols``: (N, C*kh*kw, out_h*out_w) -> grad_x (N, C, H, W)."""
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (out_h, out_w) = (
+        kernel_size, stride, padding, dilation, out_size)
+    padded_h = _needed_extent(h, kh, sh, ph, dh, out_h)
+    padded_w = _needed_extent(w, kw, sw, pw, dw, out_w)
+    grad_padded = np.zeros((n, c, padded_h, padded_w), dtype=cols.dtype)
+    cols6 = cols.reshape(n, c, kh, kw, out_h, out_w)
+    for i in range(kh):
+        for j in range(kw):
+            top, left = i * dh, j * dw
+            grad_padded[:, :, top:top + sh * (out_h - 1) + 1:sh,
+                        left:left + sw * (out_w - 1) + 1:sw] += cols6[:, :, i, j]
+    return np.ascontiguousarray(grad_padded[:, :, ph:ph + h, pw:pw + w])
+
+
+# ----------------------------------------------------------------------------------------------
+# Numba: prange over the N*C planes
+# ----------------------------------------------------------------------------------------------
+@njit(cache=True)
+def _inside_range(offset, stride, size, out):
+    """Output indices ``o`` in ``[lo, hi)`` with ``0 <= o*stride - offset < size``."""
+    lo = 0 if offset <= 0 else (offset + stride - 1) // stride
+    hi = (size + offset + stride - 1) // stride
+    lo = min(lo, out)
+    hi = max(lo, min(hi, out))
+    return lo, hi
+
+
+@njit(parallel=True, cache=True)
+def _im2col_planes(x_planes, cols_planes, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w):
+    """x_planes: (N*C, H, W) -> cols_planes: (N*C, kh*kw, out_h*out_w), filled in place.
+
+    Fast because: each thread owns whole (n, c) planes (no sharing, no atomics); every output row
+    segment is written left to right, contiguously; the padding test is hoisted out of the inner
+    loop by computing the in-bounds ``ow`` range once per (i, j), so the inner loop is a plain
+    strided copy LLVM can vectorise; nothing is allocated inside the loops.
+    """
+    planes, height, width = x_planes.shape
+    for plane in prange(planes):
+        for i in range(kh):
+            for j in range(kw):
+                row = i * kw + j
+                w_offset = j * dw - pw
+                ow_lo, ow_hi = _inside_range(-w_offset, sw, width, out_w)
+                for oh in range(out_h):
+                    ih = oh * sh - ph + i * dh
+                    base = oh * out_w
+                    if ih < 0 or ih >= height:
+                        for ow in range(out_w):
+                            cols_planes[plane, row, base + ow] = 0
+                        continue
+                    for ow in range(ow_lo):
+                        cols_planes[plane, row, base + ow] = 0
+                    for ow in range(ow_lo, ow_hi):
+                        cols_planes[plane, row, base + ow] = x_planes[plane, ih, ow * sw + w_offset]
+                    for ow in range(ow_hi, out_w):
+                        cols_planes[plane, row, base + ow] = 0
+
+
+@njit(parallel=True, cache=True)
+def _col2im_planes(cols_planes, grad_planes, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w):
+    """cols_planes: (N*C, kh*kw, out_h*out_w) -> grad_planes: (N*C, H, W), zeroed, summed in place.
+
+    Fast because: one thread owns each (n, c) output plane, so the overlapping-window sums need no
+    atomics and no per-thread buffers; column rows are read contiguously and the in-bounds ``ow``
+    range is computed once per (i, j), so the inner loop has no branches.
+    """
+    planes, height, width = grad_planes.shape
+    for plane in prange(planes):
+        for i in range(kh):
+            for j in range(kw):
+                row = i * kw + j
+                w_offset = j * dw - pw
+                ow_lo, ow_hi = _inside_range(-w_offset, sw, width, out_w)
+                for oh in range(out_h):
+                    ih = oh * sh - ph + i * dh
+                    if ih < 0 or ih >= height:
+                        continue
+                    base = oh * out_w
+                    for ow in range(ow_lo, ow_hi):
+                        grad_planes[plane, ih, ow * sw + w_offset] += cols_planes[plane, row, base + ow]
+
+
+def im2col_numba(x, kernel_size, stride, padding, dilation, out_size):
+    """Numba im2col (parallel over (n, c) planes). Same contract as :func:`im2col_numpy`."""
+    n, c, h, w = x.shape
+    (kh, kw), (out_h, out_w) = kernel_size, out_size
+    x_planes = np.ascontiguousarray(x).reshape(n * c, h, w)
+    cols = np.empty((n, c * kh * kw, out_h * out_w), dtype=x.dtype)
+    if cols.size:
+        _im2col_planes(x_planes, cols.reshape(n * c, kh * kw, out_h * out_w),
+                       kh, kw, *stride, *padding, *dilation, out_h, out_w)
+    return cols
+
+
+def col2im_numba(cols, x_shape, kernel_size, stride, padding, dilation, out_size):
+    """Numba col2im (parallel over (n, c) planes). Same contract as :func:`col2im_numpy`."""
+    n, c, h, w = x_shape
+    (kh, kw), (out_h, out_w) = kernel_size, out_size
+    cols_planes = np.ascontiguousarray(cols).reshape(n * c, kh * kw, out_h * out_w)
+    grad_x = np.zeros((n, c, h, w), dtype=cols.dtype)
+    if grad_x.size and cols.size:
+        _col2im_planes(cols_planes, grad_x.reshape(n * c, h, w),
+                       kh, kw, *stride, *padding, *dilation, out_h, out_w)
+    return grad_x
+
+
+# ----------------------------------------------------------------------------------------------
+# CuPy: raw CUDA kernels, compiled once per process
+# ----------------------------------------------------------------------------------------------
+_CUDA_TEMPLATE = r"""
+// im2col: one thread per element of cols, laid out (N, C, kh, kw, out_h, out_w).
+extern "C" __global__ void im2col_${scalar_t}(
+    const ${scalar_t}* __restrict__ x, ${scalar_t}* __restrict__ cols, long long total,
+    long long height, long long width, long long kh, long long kw,
+    long long sh, long long sw, long long ph, long long pw, long long dh, long long dw,
+    long long out_h, long long out_w)
+{
+    for (long long index = blockIdx.x * (long long)blockDim.x + threadIdx.x; index < total;
+         index += (long long)blockDim.x * gridDim.x) {
+        long long rest = index;
+        const long long ow = rest % out_w; rest /= out_w;
+        const long long oh = rest % out_h; rest /= out_h;
+        const long long j = rest % kw; rest /= kw;
+        const long long i = rest % kh; rest /= kh;      // rest = n*C + c, the plane
+        const long long ih = oh * sh - ph + i * dh;
+        const long long iw = ow * sw - pw + j * dw;
+        const bool inside = ih >= 0 && ih < height && iw >= 0 && iw < width;
+        cols[index] = inside ? x[(rest * height + ih) * width + iw] : (${scalar_t})0;
+    }
+}
+
+// col2im: one thread per input pixel, gathering every column entry that read it (no atomics).
+extern "C" __global__ void col2im_${scalar_t}(
+    const ${scalar_t}* __restrict__ cols, ${scalar_t}* __restrict__ grad_x, long long total,
+    long long height, long long width, long long kh, long long kw,
+    long long sh, long long sw, long long ph, long long pw, long long dh, long long dw,
+    long long out_h, long long out_w)
+{
+    for (long long index = blockIdx.x * (long long)blockDim.x + threadIdx.x; index < total;
+         index += (long long)blockDim.x * gridDim.x) {
+        const long long w = index % width;
+        const long long h = (index / width) % height;
+        const long long plane = index / (width * height);
+        ${scalar_t} sum = 0;
+        for (long long i = 0; i < kh; ++i) {
+            const long long h_from_start = h + ph - i * dh;
+            if (h_from_start < 0 || h_from_start % sh != 0) continue;
+            const long long oh = h_from_start / sh;
+            if (oh >= out_h) continue;
+            for (long long j = 0; j < kw; ++j) {
+                const long long w_from_start = w + pw - j * dw;
+                if (w_from_start < 0 || w_from_start % sw != 0) continue;
+                const long long ow = w_from_start / sw;
+                if (ow >= out_w) continue;
+                sum += cols[(((plane * kh + i) * kw + j) * out_h + oh) * out_w + ow];
+            }
+        }
+        grad_x[index] = sum;
+    }
+}
+"""
+CUDA_SOURCE = _cuda.render(_CUDA_TEMPLATE)
+
+
+def im2col_cupy(x, kernel_size, stride, padding, dilation, out_size):
+    """CUDA im2col, one thread per column element. Same contract as :func:`im2col_numpy`."""
+    cupy = backend.cupy_module()
+    n, c, h, w = x.shape
+    (kh, kw), (out_h, out_w) = kernel_size, out_size
+    x = cupy.ascontiguousarray(x)
+    cols = cupy.empty((n, c * kh * kw, out_h * out_w), dtype=x.dtype)
+    name = "im2col_" + _cuda.type_suffix("im2col", x.dtype)
+    function = _cuda.cuda_function("im2col", CUDA_SOURCE, name)
+    _cuda.launch(function, cols.size, (x, cols) + _cuda.ints(
+        cols.size, h, w, kh, kw, *stride, *padding, *dilation, out_h, out_w))
+    return cols
+
+
+def col2im_cupy(cols, x_shape, kernel_size, stride, padding, dilation, out_size):
+    """CUDA col2im, one thread per input pixel. Same contract as :func:`col2im_numpy`."""
+    cupy = backend.cupy_module()
+    n, c, h, w = x_shape
+    (kh, kw), (out_h, out_w) = kernel_size, out_size
+    cols = cupy.ascontiguousarray(cols)
+    grad_x = cupy.empty((n, c, h, w), dtype=cols.dtype)
+    name = "col2im_" + _cuda.type_suffix("col2im", cols.dtype)
+    function = _cuda.cuda_function("im2col", CUDA_SOURCE, name)
+    _cuda.launch(function, grad_x.size, (cols, grad_x) + _cuda.ints(
+        grad_x.size, h, w, kh, kw, *stride, *padding, *dilation, out_h, out_w))
+    return grad_x
+
+
+# ----------------------------------------------------------------------------------------------
+# Dispatch
+# ----------------------------------------------------------------------------------------------
+_IM2COL = {"numpy": im2col_numpy, "numba": im2col_numba, "cupy": im2col_cupy}
+_COL2IM = {"numpy": col2im_numpy, "numba": col2im_numba, "cupy": col2im_cupy}
+
+
+def _window_args(op, kernel_size, stride, padding, dilation, out_size):
+    return (pair(op, "kernel_size", kernel_size, 1), pair(op, "stride", stride, 1),
+            pair(op, "padding", padding, 0), pair(op, "dilation", dilation, 1),
+            pair(op, "out_size", out_size, 0))
+
+
+def im2col(x, kernel_size, stride, padding, dilation, out_size):
+    """Unfold windows of ``x`` (N, C, H, W) into ``cols`` (N, C*kh*kw, out_h*out_w).
+
+    ``kernel_size``, ``stride``, ``padding``, ``dilation``: (along H, along W);
+    ``out_size``: (out_h, out_w), computed by the caller. Runs on the kernels
+    :func:`tinyinception.backend.kernels_for` picks for ``x``.
+    """
+    check_ndim("im2col", "x", x, 4, "(N, C, H, W)")
+    check_float("im2col", "x", x)
+    args = _window_args("im2col", kernel_size, stride, padding, dilation, out_size)
+    return _IM2COL[backend.kernels_for(x)](x, *args)
+
+
+def col2im(cols, x_shape, kernel_size, stride, padding, dilation, out_size):
+    """Fold ``cols`` (N, C*kh*kw, out_h*out_w) back onto ``grad_x`` (N, C, H, W) = ``x_shape``,
+    summing where windows overlap: the adjoint (and gradient) of :func:`im2col`."""
+    if len(x_shape) != 4:
+        raise ValueError(f"col2im: x_shape must be (N, C, H, W), got {tuple(x_shape)}")
+    check_float("col2im", "cols", cols)
+    args = _window_args("col2im", kernel_size, stride, padding, dilation, out_size)
+    (kh, kw), (out_h, out_w) = args[0], args[4]
+    n, c = x_shape[:2]
+    check_shape("col2im", "cols", cols, (n, c * kh * kw, out_h * out_w))
+    return _COL2IM[backend.kernels_for(cols)](cols, tuple(int(s) for s in x_shape), *args)

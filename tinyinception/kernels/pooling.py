@@ -1,0 +1,528 @@
+"""2-D max and average pooling, forward and backward, following PyTorch exactly.
+
+Window ``(oh, ow)`` covers input rows ``oh*sh - ph ... oh*sh - ph + kh - 1`` (columns alike);
+``out_size`` comes from the caller and may include PyTorch's extra ``ceil_mode`` window, whose
+end can overhang the padded input.
+
+* Max pooling pads with -inf (padding never wins). The first maximum in window scan order (row by
+  row) wins ties; a NaN always takes over, so NaN propagates like PyTorch's CPU kernel. ``argmax``
+  (int64) holds the flat index ``h*W + w`` into the unpadded input plane, like PyTorch's indices.
+* Average pooling pads with zeros. PyTorch's divisor (ATen ``AvgPoolKernel.cpp``): with
+  ``start = oh*sh - ph`` and ``end = min(start + kh, H + ph)``, ``pool = (end - start)`` (times the
+  same along W) counts the window including padding but not the ceil-mode overhang; the window is
+  then clipped to ``[0, H)``. The divisor is ``pool`` when ``count_include_pad`` else the number
+  of clipped (in-bounds) pixels. A window with no in-bounds pixel outputs 0.
+
+Shapes: ``x``/``grad_x``: (N, C, H, W); ``out``/``grad_out``/``argmax``: (N, C, out_h, out_w).
+"""
+import numpy as np
+
+from .. import backend
+from . import _cuda
+from ._checks import check_float, check_ndim, check_shape, pair
+from ._numba import njit, prange
+
+
+def _padded_extent(size, kernel, stride, pad, out):
+    """Padded length that holds every window, including a ceil-mode overhang."""
+    return max(size + 2 * pad, (out - 1) * stride + kernel)
+
+
+def _pad_planes(x, pad_h, pad_w, padded_h, padded_w, value):
+    n, c, h, w = x.shape
+    x_padded = np.full((n, c, padded_h, padded_w), value, dtype=x.dtype)
+    x_padded[:, :, pad_h:pad_h + h, pad_w:pad_w + w] = x
+    return x_padded
+
+
+def _window_slice(offset, stride, out):
+    return slice(offset, offset + stride * (out - 1) + 1, stride)
+
+
+# ----------------------------------------------------------------------------------------------
+# NumPy reference: loop over the kh*kw window offsets, whole-array work inside
+# ----------------------------------------------------------------------------------------------
+def max_pool2d_forward_numpy(x, kernel_size, stride, padding, out_size):
+    """NumPy reference. ``x``: (N, C, H, W) -> (out, argmax), both (N, C, out_h, out_w)."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (out_h, out_w) = kernel_size, stride, padding, out_size
+    x_padded = _pad_planes(x, ph, pw, _padded_extent(h, kh, sh, ph, out_h),
+                           _padded_extent(w, kw, sw, pw, out_w), -np.inf)
+    row_starts = np.arange(out_h)[:, None] * sh - ph
+    col_starts = np.arange(out_w)[None, :] * sw - pw
+    out = np.full((n, c, out_h, out_w), -np.inf, dtype=x.dtype)
+    # before any value wins, PyTorch points at the window's first in-bounds pixel
+    first_inside = np.maximum(row_starts, 0) * w + np.maximum(col_starts, 0)
+    argmax = np.empty((n, c, out_h, out_w), dtype=np.int64)
+    argmax[...] = first_inside
+    for i in range(kh):
+        for j in range(kw):
+            values = x_padded[:, :, _window_slice(i, sh, out_h), _window_slice(j, sw, out_w)]
+            wins = (values > out) | np.isnan(values)
+            np.copyto(out, values, where=wins)
+            np.copyto(argmax, (row_starts + i) * w + (col_starts + j), where=wins)
+    return out, argmax
+
+
+def max_pool2d_backward_numpy(grad_out, argmax, x_shape):
+    """NumPy reference. Adds ``grad_out`` (N, C, out_h, out_w) onto ``argmax``'s pixels."""
+    n, c, h, w = x_shape
+    grad_planes = np.zeros((n * c, h * w), dtype=grad_out.dtype)
+    plane_index = np.arange(n * c)[:, None]
+    np.add.at(grad_planes, (plane_index, argmax.reshape(n * c, -1)), grad_out.reshape(n * c, -1))
+    return grad_planes.reshape(n, c, h, w)
+
+
+def _avg_pool_divisors(size, kernel, stride, pad, out, count_include_pad):
+    """Per-axis divisor factor for every output index along one axis (PyTorch's rule)."""
+    starts = np.arange(out) * stride - pad
+    ends = np.minimum(starts + kernel, size + pad)
+    if count_include_pad:
+        return ends - starts
+    return np.maximum(np.minimum(ends, size) - np.maximum(starts, 0), 0)
+
+
+def _avg_pool_divisor_table(x_shape, kernel_size, stride, padding, out_size, count_include_pad,
+                            dtype):
+    """(out_h, out_w) divisors; windows with nothing to average get 1 (their sum is 0)."""
+    divisor_h = _avg_pool_divisors(x_shape[2], kernel_size[0], stride[0], padding[0], out_size[0],
+                                   count_include_pad)
+    divisor_w = _avg_pool_divisors(x_shape[3], kernel_size[1], stride[1], padding[1], out_size[1],
+                                   count_include_pad)
+    divisor = np.outer(divisor_h, divisor_w)
+    divisor[divisor <= 0] = 1
+    return divisor.astype(dtype)
+
+
+def avg_pool2d_forward_numpy(x, kernel_size, stride, padding, out_size, count_include_pad):
+    """NumPy reference. ``x``: (N, C, H, W) -> out (N, C, out_h, out_w)."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (out_h, out_w) = kernel_size, stride, padding, out_size
+    x_padded = _pad_planes(x, ph, pw, _padded_extent(h, kh, sh, ph, out_h),
+                           _padded_extent(w, kw, sw, pw, out_w), 0)
+    sums = np.zeros((n, c, out_h, out_w), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            sums += x_padded[:, :, _window_slice(i, sh, out_h), _window_slice(j, sw, out_w)]
+    divisor = _avg_pool_divisor_table(x.shape, kernel_size, stride, padding, out_size,
+                                      count_include_pad, x.dtype)
+    return sums / divisor
+
+
+def avg_pool2d_backward_numpy(grad_out, x_shape, kernel_size, stride, padding, out_size,
+                              count_include_pad):
+    """NumPy reference. ``grad_out``: (N, C, out_h, out_w) -> grad_x (N, C, H, W)."""
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (ph, pw), (out_h, out_w) = kernel_size, stride, padding, out_size
+    divisor = _avg_pool_divisor_table(x_shape, kernel_size, stride, padding, out_size,
+                                      count_include_pad, grad_out.dtype)
+    grad_share = grad_out / divisor
+    grad_padded = np.zeros((n, c, _padded_extent(h, kh, sh, ph, out_h),
+                            _padded_extent(w, kw, sw, pw, out_w)), dtype=grad_out.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            grad_padded[:, :, _window_slice(i, sh, out_h), _window_slice(j, sw, out_w)] += grad_share
+    return np.ascontiguousarray(grad_padded[:, :, ph:ph + h, pw:pw + w])
+
+
+# ----------------------------------------------------------------------------------------------
+# Numba: prange over the N*C planes, each plane owned by one thread
+# ----------------------------------------------------------------------------------------------
+@njit(cache=True)
+def _clipped_window(o, stride, pad, kernel, size):
+    """(first, end, pool) of window ``o`` along one axis: in-bounds [first, end), and PyTorch's
+    pool length (padding counted, ceil-mode overhang not)."""
+    start = o * stride - pad
+    end = min(start + kernel, size + pad)
+    return max(start, 0), min(end, size), end - start
+
+
+@njit(parallel=True, cache=True)
+def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw):
+    """x_planes: (P, H, W) -> out_planes, argmax_planes: (P, out_h, out_w), filled in place.
+
+    Fast because: one thread per (n, c) plane; windows are clipped to the input once per output,
+    so the inner loops read only real pixels (no padded copy, no -inf fill) with no bounds tests.
+    """
+    planes, height, width = x_planes.shape
+    out_h, out_w = out_planes.shape[1], out_planes.shape[2]
+    for plane in prange(planes):
+        for oh in range(out_h):
+            h_first, h_end, _ = _clipped_window(oh, sh, ph, kh, height)
+            for ow in range(out_w):
+                w_first, w_end, _ = _clipped_window(ow, sw, pw, kw, width)
+                best = -np.inf
+                best_index = h_first * width + w_first
+                for ih in range(h_first, h_end):
+                    for iw in range(w_first, w_end):
+                        value = x_planes[plane, ih, iw]
+                        if value > best or np.isnan(value):
+                            best = value
+                            best_index = ih * width + iw
+                out_planes[plane, oh, ow] = best
+                argmax_planes[plane, oh, ow] = best_index
+
+
+@njit(parallel=True, cache=True)
+def _max_pool_backward_planes(grad_out_planes, argmax_planes, grad_planes):
+    """grad_out_planes, argmax_planes: (P, out_h*out_w) -> grad_planes: (P, H*W), zeroed.
+
+    Fast because: argmax only points inside its own plane, so one thread per plane scatters
+    without atomics, reading grad_out and argmax contiguously.
+    """
+    planes, outputs = grad_out_planes.shape
+    for plane in prange(planes):
+        for k in range(outputs):
+            grad_planes[plane, argmax_planes[plane, k]] += grad_out_planes[plane, k]
+
+
+@njit(parallel=True, cache=True)
+def _avg_pool_planes(x_planes, out_planes, kh, kw, sh, sw, ph, pw, count_include_pad):
+    """x_planes: (P, H, W) -> out_planes: (P, out_h, out_w), filled in place.
+
+    Fast because: one thread per plane, windows clipped once per output (no padded copy), the sum
+    runs over contiguous rows of the input plane.
+    """
+    planes, height, width = x_planes.shape
+    out_h, out_w = out_planes.shape[1], out_planes.shape[2]
+    for plane in prange(planes):
+        for oh in range(out_h):
+            h_first, h_end, pool_h = _clipped_window(oh, sh, ph, kh, height)
+            for ow in range(out_w):
+                w_first, w_end, pool_w = _clipped_window(ow, sw, pw, kw, width)
+                if h_first >= h_end or w_first >= w_end:
+                    out_planes[plane, oh, ow] = 0
+                    continue
+                total = 0.0
+                for ih in range(h_first, h_end):
+                    for iw in range(w_first, w_end):
+                        total += x_planes[plane, ih, iw]
+                if count_include_pad:
+                    divisor = pool_h * pool_w
+                else:
+                    divisor = (h_end - h_first) * (w_end - w_first)
+                out_planes[plane, oh, ow] = total / divisor
+
+
+@njit(parallel=True, cache=True)
+def _avg_pool_backward_planes(grad_out_planes, grad_planes, kh, kw, sh, sw, ph, pw,
+                              count_include_pad):
+    """grad_out_planes: (P, out_h, out_w) -> grad_planes: (P, H, W), zeroed, summed in place.
+
+    Fast because: one thread per plane, so overlapping windows add without atomics; clipped
+    windows mean no padded buffer and no bounds tests in the inner loop.
+    """
+    planes, height, width = grad_planes.shape
+    out_h, out_w = grad_out_planes.shape[1], grad_out_planes.shape[2]
+    for plane in prange(planes):
+        for oh in range(out_h):
+            h_first, h_end, pool_h = _clipped_window(oh, sh, ph, kh, height)
+            for ow in range(out_w):
+                w_first, w_end, pool_w = _clipped_window(ow, sw, pw, kw, width)
+                if h_first >= h_end or w_first >= w_end:
+                    continue
+                if count_include_pad:
+                    divisor = pool_h * pool_w
+                else:
+                    divisor = (h_end - h_first) * (w_end - w_first)
+                share = grad_out_planes[plane, oh, ow] / divisor
+                for ih in range(h_first, h_end):
+                    for iw in range(w_first, w_end):
+                        grad_planes[plane, ih, iw] += share
+
+
+def max_pool2d_forward_numba(x, kernel_size, stride, padding, out_size):
+    """Numba max pooling (parallel over planes). Same contract as the NumPy reference."""
+    n, c, h, w = x.shape
+    out_h, out_w = out_size
+    out = np.empty((n, c, out_h, out_w), dtype=x.dtype)
+    argmax = np.empty((n, c, out_h, out_w), dtype=np.int64)
+    if out.size:
+        _max_pool_planes(np.ascontiguousarray(x).reshape(n * c, h, w),
+                         out.reshape(n * c, out_h, out_w), argmax.reshape(n * c, out_h, out_w),
+                         *kernel_size, *stride, *padding)
+    return out, argmax
+
+
+def max_pool2d_backward_numba(grad_out, argmax, x_shape):
+    """Numba max-pool backward (one thread per plane, no atomics)."""
+    n, c, h, w = x_shape
+    grad_x = np.zeros((n, c, h, w), dtype=grad_out.dtype)
+    if grad_out.size:
+        _max_pool_backward_planes(np.ascontiguousarray(grad_out).reshape(n * c, -1),
+                                  np.ascontiguousarray(argmax).reshape(n * c, -1),
+                                  grad_x.reshape(n * c, h * w))
+    return grad_x
+
+
+def avg_pool2d_forward_numba(x, kernel_size, stride, padding, out_size, count_include_pad):
+    """Numba average pooling (parallel over planes). Same contract as the NumPy reference."""
+    n, c, h, w = x.shape
+    out_h, out_w = out_size
+    out = np.empty((n, c, out_h, out_w), dtype=x.dtype)
+    if out.size:
+        _avg_pool_planes(np.ascontiguousarray(x).reshape(n * c, h, w),
+                         out.reshape(n * c, out_h, out_w), *kernel_size, *stride, *padding,
+                         bool(count_include_pad))
+    return out
+
+
+def avg_pool2d_backward_numba(grad_out, x_shape, kernel_size, stride, padding, out_size,
+                              count_include_pad):
+    """Numba average-pool backward (one thread per plane, no atomics)."""
+    n, c, h, w = x_shape
+    out_h, out_w = out_size
+    grad_x = np.zeros((n, c, h, w), dtype=grad_out.dtype)
+    if grad_out.size and grad_x.size:
+        _avg_pool_backward_planes(np.ascontiguousarray(grad_out).reshape(n * c, out_h, out_w),
+                                  grad_x.reshape(n * c, h, w), *kernel_size, *stride, *padding,
+                                  bool(count_include_pad))
+    return grad_x
+
+
+# ----------------------------------------------------------------------------------------------
+# CuPy: raw CUDA kernels, compiled once per process
+# ----------------------------------------------------------------------------------------------
+_CUDA_TEMPLATE = r"""
+// Max pooling: one thread per output element; -inf start, first maximum wins, NaN takes over.
+extern "C" __global__ void max_pool2d_forward_${scalar_t}(
+    const ${scalar_t}* __restrict__ x, ${scalar_t}* __restrict__ out,
+    long long* __restrict__ argmax, long long total, long long height, long long width,
+    long long kh, long long kw, long long sh, long long sw, long long ph, long long pw,
+    long long out_h, long long out_w)
+{
+    for (long long index = blockIdx.x * (long long)blockDim.x + threadIdx.x; index < total;
+         index += (long long)blockDim.x * gridDim.x) {
+        const long long ow = index % out_w;
+        const long long oh = (index / out_w) % out_h;
+        const long long plane = index / (out_w * out_h);
+        const long long h_start = oh * sh - ph, w_start = ow * sw - pw;
+        const long long h_first = max(h_start, 0LL), h_end = min(h_start + kh, height);
+        const long long w_first = max(w_start, 0LL), w_end = min(w_start + kw, width);
+        const ${scalar_t}* x_plane = x + plane * height * width;
+        ${scalar_t} best = ${NEG_INF};
+        long long best_index = h_first * width + w_first;
+        for (long long ih = h_first; ih < h_end; ++ih) {
+            for (long long iw = w_first; iw < w_end; ++iw) {
+                const ${scalar_t} value = x_plane[ih * width + iw];
+                if (value > best || isnan(value)) {
+                    best = value;
+                    best_index = ih * width + iw;
+                }
+            }
+        }
+        out[index] = best;
+        argmax[index] = best_index;
+    }
+}
+
+// Max-pool backward: one thread per output element, atomic add onto its argmax pixel
+// (the window geometry is not passed, so the threads scatter instead of gathering).
+extern "C" __global__ void max_pool2d_backward_${scalar_t}(
+    const ${scalar_t}* __restrict__ grad_out, const long long* __restrict__ argmax,
+    ${scalar_t}* __restrict__ grad_x, long long total, long long outputs_per_plane,
+    long long pixels_per_plane)
+{
+    for (long long index = blockIdx.x * (long long)blockDim.x + threadIdx.x; index < total;
+         index += (long long)blockDim.x * gridDim.x) {
+        const long long plane = index / outputs_per_plane;
+        atomicAdd(grad_x + plane * pixels_per_plane + argmax[index], grad_out[index]);
+    }
+}
+
+// Average pooling: one thread per output element, PyTorch's divisor rule.
+extern "C" __global__ void avg_pool2d_forward_${scalar_t}(
+    const ${scalar_t}* __restrict__ x, ${scalar_t}* __restrict__ out, long long total,
+    long long height, long long width, long long kh, long long kw, long long sh, long long sw,
+    long long ph, long long pw, long long out_h, long long out_w, long long count_include_pad)
+{
+    for (long long index = blockIdx.x * (long long)blockDim.x + threadIdx.x; index < total;
+         index += (long long)blockDim.x * gridDim.x) {
+        const long long ow = index % out_w;
+        const long long oh = (index / out_w) % out_h;
+        const long long plane = index / (out_w * out_h);
+        const long long h_start = oh * sh - ph, w_start = ow * sw - pw;
+        const long long h_stop = min(h_start + kh, height + ph);
+        const long long w_stop = min(w_start + kw, width + pw);
+        const long long pool = (h_stop - h_start) * (w_stop - w_start);
+        const long long h_first = max(h_start, 0LL), h_end = min(h_stop, height);
+        const long long w_first = max(w_start, 0LL), w_end = min(w_stop, width);
+        if (h_first >= h_end || w_first >= w_end) {
+            out[index] = 0;
+            continue;
+        }
+        const ${scalar_t}* x_plane = x + plane * height * width;
+        ${scalar_t} sum = 0;
+        for (long long ih = h_first; ih < h_end; ++ih)
+            for (long long iw = w_first; iw < w_end; ++iw)
+                sum += x_plane[ih * width + iw];
+        const long long divisor =
+            count_include_pad ? pool : (h_end - h_first) * (w_end - w_first);
+        out[index] = sum / (${scalar_t})divisor;
+    }
+}
+
+// Average-pool backward: one thread per input pixel, gathering from every window holding it.
+extern "C" __global__ void avg_pool2d_backward_${scalar_t}(
+    const ${scalar_t}* __restrict__ grad_out, ${scalar_t}* __restrict__ grad_x, long long total,
+    long long height, long long width, long long kh, long long kw, long long sh, long long sw,
+    long long ph, long long pw, long long out_h, long long out_w, long long count_include_pad)
+{
+    for (long long index = blockIdx.x * (long long)blockDim.x + threadIdx.x; index < total;
+         index += (long long)blockDim.x * gridDim.x) {
+        const long long w = index % width;
+        const long long h = (index / width) % height;
+        const long long plane = index / (width * height);
+        // windows oh with oh*sh - ph <= h < oh*sh - ph + kh (columns alike)
+        const long long oh_first = (h + ph < kh) ? 0 : (h + ph - kh) / sh + 1;
+        const long long oh_end = min((h + ph) / sh + 1, out_h);
+        const long long ow_first = (w + pw < kw) ? 0 : (w + pw - kw) / sw + 1;
+        const long long ow_end = min((w + pw) / sw + 1, out_w);
+        const ${scalar_t}* grad_plane = grad_out + plane * out_h * out_w;
+        ${scalar_t} sum = 0;
+        for (long long oh = oh_first; oh < oh_end; ++oh) {
+            const long long h_start = oh * sh - ph;
+            const long long h_stop = min(h_start + kh, height + ph);
+            const long long rows = count_include_pad ? h_stop - h_start
+                                                     : min(h_stop, height) - max(h_start, 0LL);
+            for (long long ow = ow_first; ow < ow_end; ++ow) {
+                const long long w_start = ow * sw - pw;
+                const long long w_stop = min(w_start + kw, width + pw);
+                const long long cols = count_include_pad ? w_stop - w_start
+                                                         : min(w_stop, width) - max(w_start, 0LL);
+                sum += grad_plane[oh * out_w + ow] / (${scalar_t})(rows * cols);
+            }
+        }
+        grad_x[index] = sum;
+    }
+}
+"""
+CUDA_SOURCE = _cuda.render(_CUDA_TEMPLATE)
+
+
+def _cuda_pool_function(op, dtype):
+    return _cuda.cuda_function("pooling", CUDA_SOURCE, op + "_" + _cuda.type_suffix(op, dtype))
+
+
+def max_pool2d_forward_cupy(x, kernel_size, stride, padding, out_size):
+    """CUDA max pooling, one thread per output element."""
+    cupy = backend.cupy_module()
+    n, c, h, w = x.shape
+    out_h, out_w = out_size
+    x = cupy.ascontiguousarray(x)
+    out = cupy.empty((n, c, out_h, out_w), dtype=x.dtype)
+    argmax = cupy.empty((n, c, out_h, out_w), dtype=cupy.int64)
+    function = _cuda_pool_function("max_pool2d_forward", x.dtype)
+    _cuda.launch(function, out.size, (x, out, argmax) + _cuda.ints(
+        out.size, h, w, *kernel_size, *stride, *padding, out_h, out_w))
+    return out, argmax
+
+
+def max_pool2d_backward_cupy(grad_out, argmax, x_shape):
+    """CUDA max-pool backward, one thread per output element (atomic add onto argmax)."""
+    cupy = backend.cupy_module()
+    n, c, h, w = x_shape
+    grad_out = cupy.ascontiguousarray(grad_out)
+    argmax = cupy.ascontiguousarray(argmax)
+    grad_x = cupy.zeros((n, c, h, w), dtype=grad_out.dtype)
+    function = _cuda_pool_function("max_pool2d_backward", grad_out.dtype)
+    outputs_per_plane = grad_out.shape[2] * grad_out.shape[3]
+    _cuda.launch(function, grad_out.size, (grad_out, argmax, grad_x) + _cuda.ints(
+        grad_out.size, outputs_per_plane, h * w))
+    return grad_x
+
+
+def avg_pool2d_forward_cupy(x, kernel_size, stride, padding, out_size, count_include_pad):
+    """CUDA average pooling, one thread per output element."""
+    cupy = backend.cupy_module()
+    n, c, h, w = x.shape
+    out_h, out_w = out_size
+    x = cupy.ascontiguousarray(x)
+    out = cupy.empty((n, c, out_h, out_w), dtype=x.dtype)
+    function = _cuda_pool_function("avg_pool2d_forward", x.dtype)
+    _cuda.launch(function, out.size, (x, out) + _cuda.ints(
+        out.size, h, w, *kernel_size, *stride, *padding, out_h, out_w, bool(count_include_pad)))
+    return out
+
+
+def avg_pool2d_backward_cupy(grad_out, x_shape, kernel_size, stride, padding, out_size,
+                             count_include_pad):
+    """CUDA average-pool backward, one thread per input pixel (gather, no atomics)."""
+    cupy = backend.cupy_module()
+    n, c, h, w = x_shape
+    out_h, out_w = out_size
+    grad_out = cupy.ascontiguousarray(grad_out)
+    grad_x = cupy.empty((n, c, h, w), dtype=grad_out.dtype)
+    function = _cuda_pool_function("avg_pool2d_backward", grad_out.dtype)
+    _cuda.launch(function, grad_x.size, (grad_out, grad_x) + _cuda.ints(
+        grad_x.size, h, w, *kernel_size, *stride, *padding, out_h, out_w, bool(count_include_pad)))
+    return grad_x
+
+
+# ----------------------------------------------------------------------------------------------
+# Dispatch
+# ----------------------------------------------------------------------------------------------
+_MAX_FORWARD = {"numpy": max_pool2d_forward_numpy, "numba": max_pool2d_forward_numba,
+                "cupy": max_pool2d_forward_cupy}
+_MAX_BACKWARD = {"numpy": max_pool2d_backward_numpy, "numba": max_pool2d_backward_numba,
+                 "cupy": max_pool2d_backward_cupy}
+_AVG_FORWARD = {"numpy": avg_pool2d_forward_numpy, "numba": avg_pool2d_forward_numba,
+                "cupy": avg_pool2d_forward_cupy}
+_AVG_BACKWARD = {"numpy": avg_pool2d_backward_numpy, "numba": avg_pool2d_backward_numba,
+                 "cupy": avg_pool2d_backward_cupy}
+
+
+def _pool_args(op, kernel_size, stride, padding, out_size):
+    kernel_size = pair(op, "kernel_size", kernel_size, 1)
+    padding = pair(op, "padding", padding, 0)
+    if padding[0] > kernel_size[0] // 2 or padding[1] > kernel_size[1] // 2:
+        raise ValueError(f"{op}: padding {padding} must be at most half of kernel_size "
+                         f"{kernel_size}")
+    return kernel_size, pair(op, "stride", stride, 1), padding, pair(op, "out_size", out_size, 0)
+
+
+def _check_input(op, x):
+    check_ndim(op, "x", x, 4, "(N, C, H, W)")
+    check_float(op, "x", x)
+
+
+def _check_grad_out(op, grad_out, x_shape, out_size):
+    if len(x_shape) != 4:
+        raise ValueError(f"{op}: x_shape must be (N, C, H, W), got {tuple(x_shape)}")
+    check_float(op, "grad_out", grad_out)
+    check_shape(op, "grad_out", grad_out, tuple(x_shape[:2]) + tuple(out_size))
+
+
+def max_pool2d_forward(x, kernel_size, stride, padding, out_size):
+    """Max pooling of ``x`` (N, C, H, W): returns ``(out, argmax)``, both (N, C, out_h, out_w);
+    ``argmax`` (int64) is the flat index ``h*W + w`` of each maximum in its input plane."""
+    _check_input("max_pool2d", x)
+    args = _pool_args("max_pool2d", kernel_size, stride, padding, out_size)
+    return _MAX_FORWARD[backend.kernels_for(x)](x, *args)
+
+
+def max_pool2d_backward(grad_out, argmax, x_shape):
+    """Gradient of max pooling: ``grad_out`` (N, C, out_h, out_w) added onto ``argmax``'s pixels
+    of ``grad_x`` (N, C, H, W) = ``x_shape``."""
+    _check_grad_out("max_pool2d_backward", grad_out, x_shape, grad_out.shape[2:])
+    check_shape("max_pool2d_backward", "argmax", argmax, grad_out.shape)
+    if argmax.dtype != np.int64:
+        raise TypeError(f"max_pool2d_backward: argmax must be int64, got {argmax.dtype}")
+    return _MAX_BACKWARD[backend.kernels_for(grad_out)](grad_out, argmax,
+                                                        tuple(int(s) for s in x_shape))
+
+
+def avg_pool2d_forward(x, kernel_size, stride, padding, out_size, count_include_pad):
+    """Average pooling of ``x`` (N, C, H, W) -> (N, C, out_h, out_w), PyTorch's divisor rule."""
+    _check_input("avg_pool2d", x)
+    args = _pool_args("avg_pool2d", kernel_size, stride, padding, out_size)
+    return _AVG_FORWARD[backend.kernels_for(x)](x, *args, bool(count_include_pad))
+
+
+def avg_pool2d_backward(grad_out, x_shape, kernel_size, stride, padding, out_size,
+                        count_include_pad):
+    """Gradient of average pooling: ``grad_out`` (N, C, out_h, out_w) -> grad_x (N, C, H, W)."""
+    args = _pool_args("avg_pool2d_backward", kernel_size, stride, padding, out_size)
+    _check_grad_out("avg_pool2d_backward", grad_out, x_shape, args[3])
+    return _AVG_BACKWARD[backend.kernels_for(grad_out)](
+        grad_out, tuple(int(s) for s in x_shape), *args, bool(count_include_pad))

@@ -1,0 +1,7 @@
+"""Layers and networks' building blocks (``ti.nn``), with PyTorch's names, arguments and state_dict keys."""
+from .module import Module
+from .parameter import Parameter
+from .containers import ModuleList, Sequential
+from .linear import Linear
+from .simple import Dropout, Flatten, Identity, ReLU, Softmax
+from . import init
