@@ -256,19 +256,23 @@ def _topological_order(root_fn):
     """Functions of the graph ending at ``root_fn``, each after every function that consumes its output.
 
     Iterative depth-first search (an explicit stack instead of recursion), so a chain of 100,000 operations works.
+    A function is marked visited when it is expanded, not when it is pushed: marking on push lets a function
+    that is reached again through a longer path be finished before its consumers (wrong order in diamonds).
     """
-    order, visited = [], {id(root_fn)}
+    order, visited = [], set()
     stack = [(root_fn, False)]
     while stack:
         fn, children_done = stack.pop()
         if children_done:
             order.append(fn)
             continue
+        if id(fn) in visited:
+            continue
+        visited.add(id(fn))
         stack.append((fn, True))
         for x in _inputs_of(fn):
             child = x.grad_fn if isinstance(x, Tensor) else None
             if child is not None and id(child) not in visited:
-                visited.add(id(child))
                 stack.append((child, False))
     order.reverse()  # post-order reversed: consumers before producers
     return order

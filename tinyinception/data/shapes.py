@@ -163,19 +163,26 @@ def render_shapes(labels, params, image_size, rng):
     return np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def generate_shapes(size, seed, image_size=32, split="train"):
-    """Generate ``size`` balanced examples: (images (size, 3, S, S) uint8, labels (size,) int64).
+GEOMETRY_KEYS = ("radius", "center_x", "center_y", "angle")
 
-    Deterministic given (seed, split, image_size); the split selects an independent random stream.
+
+def generate_shapes(size, seed, image_size=32, split="train"):
+    """Generate ``size`` balanced examples: (images (size, 3, S, S) uint8, labels (size,) int64, geometry).
+
+    geometry: dict of (size,) float arrays "radius", "center_x", "center_y" (pixels) and "angle" (radians) of
+    each image's shape. Deterministic given (seed, split, image_size); the split selects an independent stream.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_STREAMS[split]]))
     labels = rng.permutation(np.arange(size) % len(SHAPE_CLASSES)).astype(np.int64)
     images = np.empty((size, 3, image_size, image_size), dtype=np.uint8)
+    geometry = {key: np.empty(size, dtype=np.float64) for key in GEOMETRY_KEYS}
     for start in range(0, size, CHUNK):
         chunk_labels = labels[start:start + CHUNK]
         params = sample_shape_params(rng, chunk_labels, image_size)
         images[start:start + CHUNK] = render_shapes(chunk_labels, params, image_size, rng)
-    return images, labels
+        for key in GEOMETRY_KEYS:
+            geometry[key][start:start + CHUNK] = params[key]
+    return images, labels, geometry
 
 
 class Shapes10(ArrayDataset):
@@ -186,7 +193,9 @@ class Shapes10(ArrayDataset):
     seed: the whole dataset is a function of (seed, split, image_size).
     image_size: side S of the square images (3, S, S); 32 by default.
 
-    ``ds[i]`` -> (image (3, S, S) float32 in [0, 1], label int); ``ds.classes`` holds the ten names.
+    ``ds[i]`` -> (image (3, S, S) float32 in [0, 1], label int); ``ds.classes`` holds the ten names;
+    ``ds.geometry`` holds each shape's "radius", "center_x", "center_y" (pixels) and "angle" (radians), (N,) each,
+    e.g. to plot accuracy against object scale.
     """
 
     def __init__(self, split="train", size=None, seed=0, image_size=32):
@@ -198,5 +207,5 @@ class Shapes10(ArrayDataset):
         if int(image_size) < 8:
             raise ValueError(f"Shapes10: image_size must be >= 8 pixels, got {image_size}")
         self.split, self.seed, self.image_size = split, int(seed), int(image_size)
-        images, labels = generate_shapes(size, self.seed, self.image_size, split)
+        images, labels, self.geometry = generate_shapes(size, self.seed, self.image_size, split)
         super().__init__(images, labels, SHAPE_CLASSES)

@@ -111,13 +111,22 @@ class RandomCrop(RandomTransform):
         if crop_h > padded_h or crop_w > padded_w:
             raise ValueError(f"RandomCrop: crop size ({crop_h}, {crop_w}) is larger than the padded image "
                              f"({padded_h}, {padded_w})")
-        rng = self._rng(rng)
-        count = images.shape[0]
+        tops, lefts = self.sample_offsets(self._rng(rng), images.shape[0], padded_h, padded_w)
+        return self.crop(padded, tops, lefts)
+
+    def sample_offsets(self, rng, count, padded_h, padded_w):
+        """Top-left corners (tops (B,), lefts (B,)) of the windows, uniform over every position that fits."""
+        crop_h, crop_w = self.size
         tops = rng.integers(0, padded_h - crop_h + 1, size=count)
         lefts = rng.integers(0, padded_w - crop_w + 1, size=count)
+        return tops, lefts
+
+    def crop(self, padded, tops, lefts):
+        """Cut padded[b, :, tops[b]:tops[b]+h, lefts[b]:lefts[b]+w] for every b at once: (B, C, h, w)."""
+        crop_h, crop_w = self.size
         # windows[b, c, i, j] is the (crop_h, crop_w) window whose top-left corner is (i, j): a view, no copy.
         windows = np.lib.stride_tricks.sliding_window_view(padded, (crop_h, crop_w), axis=(2, 3))
-        return windows[np.arange(count), :, tops, lefts]                       # (B, C, crop_h, crop_w)
+        return windows[np.arange(padded.shape[0]), :, tops, lefts]
 
     def __repr__(self):
         return f"RandomCrop(size={self.size}, padding={self.padding}, padding_mode={self.padding_mode!r})"
@@ -134,10 +143,14 @@ class RandomHorizontalFlip(RandomTransform):
 
     def __call__(self, images, rng=None):
         _check_batch("RandomHorizontalFlip", images)
-        flip = self._rng(rng).random(images.shape[0]) < self.p
+        flip = self.sample_flips(self._rng(rng), images.shape[0])
         out = images.copy()
         out[flip] = images[flip][..., ::-1]
         return out
+
+    def sample_flips(self, rng, count):
+        """Which images to mirror: (B,) bool, each True with probability p."""
+        return rng.random(count) < self.p
 
     def __repr__(self):
         return f"RandomHorizontalFlip(p={self.p})"

@@ -2,6 +2,10 @@
 
 Argument names and defaults follow ``torch.nn.functional``.
 """
+from .conv import conv2d
+from .normalization import batch_norm, batch_norm_relu, local_response_norm
+from .pooling import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d
+from .residual import residual_add
 from .activation import log_softmax, relu, sigmoid, softmax, tanh
 from .device import to_device
 from .dropout import dropout

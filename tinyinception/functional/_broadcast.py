@@ -17,6 +17,8 @@ def as_operand(value, like, op_name):
         return xp.asarray(value, dtype=dtype)
     if not isinstance(value, Tensor):
         value = Tensor(value)
+    if value.dtype.kind in "iub" and like.dtype.kind == "f":  # integers join the float operand (torch does too)
+        value = Tensor(value.data.astype(like.dtype))
     if value.dtype != like.dtype and value.dtype.kind == "f" and like.dtype.kind == "f":
         raise TypeError(
             f"{op_name}: operands have dtypes {like.dtype} and {value.dtype}; tinyinception never upcasts silently. "

@@ -86,6 +86,8 @@ class Pow(Function):
 
     def backward(self, grad_output):
         n = self.x.dtype.type(self.exponent)
+        if n == 0:  # d/dx x**0 = 0 everywhere (x**-1 would give 0 * inf = nan at x = 0)
+            return backend.get_array_module(grad_output).zeros_like(grad_output), None
         return grad_output * n * self.x ** (n - 1), None
 
 
@@ -130,6 +132,8 @@ class Cast(Function):
 def _binary(function, a, b, op_name, swap=False):
     if not isinstance(a, Tensor):
         a = Tensor(a)
+    if a.dtype.kind in "iub" and isinstance(b, Tensor) and b.dtype.kind == "f":  # int op float -> float, no upcast
+        a = Tensor(a.data.astype(b.dtype))
     b = as_operand(b, a, op_name)
     return function.apply(b, a) if swap else function.apply(a, b)
 

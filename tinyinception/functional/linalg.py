@@ -58,4 +58,8 @@ def linear(input, weight, bias=None):
             f"linear: input has {input.shape[-1]} features (shape {input.shape}) but weight expects "
             f"{weight.shape[1]} (weight shape {weight.shape})"
         )
+    for name, other in (("weight", weight), ("bias", bias)):
+        if other is not None and other.dtype != input.dtype:
+            raise TypeError(f"linear: input has dtype {input.dtype} but {name} has dtype {other.dtype}; "
+                            "tinyinception never upcasts silently (use x.float() or model.double())")
     return Linear.apply(input, weight, bias)

@@ -2,6 +2,7 @@
 
 PyTorch's names (``dim``, ``keepdim``) and NumPy's (``axis``, ``keepdims``) are both accepted.
 """
+import builtins
 import math
 
 from ..autograd import Function
@@ -15,9 +16,9 @@ def _normalize_dims(dim, ndim, op_name):
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     normalized = []
     for d in dims:
-        if not -ndim <= d < max(ndim, 1):
+        if not -ndim <= d < builtins.max(ndim, 1):
             raise IndexError(f"{op_name}: dim {d} is out of range for a tensor with {ndim} dimensions")
-        normalized.append(d % max(ndim, 1))
+        normalized.append(d % builtins.max(ndim, 1))
     return tuple(sorted(set(normalized)))
 
 

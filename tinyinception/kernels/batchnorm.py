@@ -115,22 +115,24 @@ def _channel_statistics(x3, mean64, var64):
 
 
 @njit(parallel=True, cache=True)
-def _scale_shift(x3, scale, shift, relu, y3):
-    """y3 = x3 * scale[c] + shift[c] (then max(., 0) when ``relu``), one pass, in place.
+def _normalise(x3, mean, scale, bias, relu, y3):
+    """y3 = (x3 - mean[c]) * scale[c] + bias[c] (then ReLU when ``relu``), one pass, in place.
 
     Fast because: prange over the N*C planes (balanced even for small C); the inner loop is a
-    contiguous fused multiply-add on one plane with the channel's constants in registers.
+    contiguous multiply-add on one plane with the channel's constants in registers.
     """
     batch, channels, length = x3.shape
+    zero = np.zeros(1, dtype=y3.dtype)[0]
     for plane in prange(batch * channels):
         n, c = plane // channels, plane % channels
-        a, b = scale[c], shift[c]
+        m, a, b = mean[c], scale[c], bias[c]
         if relu:
             for k in range(length):
-                y3[n, c, k] = max(x3[n, c, k] * a + b, 0)
+                value = (x3[n, c, k] - m) * a + b
+                y3[n, c, k] = zero if value < zero else value  # NaN stays NaN, like torch.relu
         else:
             for k in range(length):
-                y3[n, c, k] = x3[n, c, k] * a + b
+                y3[n, c, k] = (x3[n, c, k] - m) * a + b
 
 
 @njit(parallel=True, cache=True)
@@ -164,6 +166,7 @@ def _input_gradient(g3, x3, y3, mean, inv_std, scale, mean_g, mean_g_x_hat, relu
     hoisted, the ReLU mask applied in the same pass (no masked copy of grad_y).
     """
     batch, channels, length = x3.shape
+    zero = np.zeros(1, dtype=grad_x3.dtype)[0]
     for plane in prange(batch * channels):
         n, c = plane // channels, plane % channels
         m, s, a = mean[c], inv_std[c], scale[c]
@@ -171,7 +174,7 @@ def _input_gradient(g3, x3, y3, mean, inv_std, scale, mean_g, mean_g_x_hat, relu
         for k in range(length):
             g = g3[n, c, k]
             if relu and not y3[n, c, k] > 0:
-                g = 0
+                g = zero
             grad_x3[n, c, k] = a * (g - mg - (x3[n, c, k] - m) * s * mgx)
 
 
@@ -187,11 +190,10 @@ def _forward_numba(x, weight, bias, eps, relu):
         mean64[:], var64[:] = np.nan, np.nan
     inv_std64 = 1.0 / np.sqrt(var64 + eps)
     weight, bias = _affine_or_default(np, weight, bias, channels, x.dtype)
-    scale64 = weight * inv_std64
-    shift64 = bias - mean64 * scale64
     y = np.empty_like(x)
     if x.size:
-        _scale_shift(x3, scale64.astype(x.dtype), shift64.astype(x.dtype), relu, _as_ncl(y))
+        _normalise(x3, mean64.astype(x.dtype), (weight * inv_std64).astype(x.dtype), bias, relu,
+                   _as_ncl(y))
     return y, mean64.astype(x.dtype), var64.astype(x.dtype), inv_std64.astype(x.dtype)
 
 

@@ -3,5 +3,8 @@ from .module import Module
 from .parameter import Parameter
 from .containers import ModuleList, Sequential
 from .linear import Linear
+from .conv import Conv2d
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from .simple import Dropout, Flatten, Identity, ReLU, Softmax
 from . import init

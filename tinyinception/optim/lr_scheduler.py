@@ -220,7 +220,8 @@ def inception_schedule(optimizer, epochs_per_decay=2, gamma=0.94, last_epoch=-1)
     "Rethinking the Inception Architecture for Computer Vision" (Szegedy et al., 2015, section 8) and
     "Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning" (Szegedy et al., 2016,
     section 4) both start at a learning rate of 0.045 and decay it every two epochs with an exponential rate
-    of 0.94, training with RMSProp (decay 0.9, epsilon 1.0). Returns ``StepLR(optimizer, step_size=2, gamma=0.94)``; call its
-    ``step()`` once per epoch.
+    of 0.94, training with RMSProp (decay 0.9, epsilon 1.0).
+
+    Returns ``StepLR(optimizer, step_size=2, gamma=0.94)``; call its ``step()`` once per epoch.
     """
     return StepLR(optimizer, step_size=epochs_per_decay, gamma=gamma, last_epoch=last_epoch)

@@ -43,6 +43,14 @@ def _is_param(obj):
     return not isinstance(obj, dict) and hasattr(obj, "data") and hasattr(obj, "grad")
 
 
+def _reject_sets(owner, params):
+    if isinstance(params, (set, frozenset)):
+        raise TypeError(
+            f"{owner}: params must be an ordered collection (a list), not a set: "
+            "the order is how state_dict() numbers them"
+        )
+
+
 def _python_scalar(value):
     """A number as a Python float (bools kept), a tuple of numbers as a tuple of floats, others unchanged."""
     if isinstance(value, bool):
@@ -132,6 +140,7 @@ class Optimizer:
                 f"{name}: params must be an iterable of Parameters or of dicts (parameter groups), "
                 f"got a single {type(params).__name__}; wrap it in a list"
             )
+        _reject_sets(name, params)
         groups = list(params)
         if not groups:
             raise ValueError(f"{name}: got an empty parameter list")
@@ -154,11 +163,7 @@ class Optimizer:
         params = group.get("params")
         if params is None:
             raise ValueError(f"{name}.add_param_group: the group has no 'params' entry")
-        if isinstance(params, (set, frozenset)):
-            raise TypeError(
-                f"{name}: parameters must be an ordered collection (a list), not a set: "
-                "the order is how state_dict() numbers them"
-            )
+        _reject_sets(name, params)
         params = [params] if _is_param(params) else list(params)
         for index, param in enumerate(params):
             if not _is_param(param):

@@ -1,0 +1,143 @@
+"""Max and average pooling: NumPy vs Numba, NumPy vs PyTorch (values, indices, gradients)."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kernel_testing import DTYPES, assert_close, out_length, pool_geometry, random_array
+from tinyinception import backend
+from tinyinception.kernels import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
+                                   max_pool2d_forward)
+from tinyinception.kernels.pooling import (
+    avg_pool2d_backward_numba, avg_pool2d_backward_numpy, avg_pool2d_forward_numba,
+    avg_pool2d_forward_numpy, max_pool2d_backward_numba, max_pool2d_backward_numpy,
+    max_pool2d_forward_numba, max_pool2d_forward_numpy)
+
+FAST = settings(max_examples=40, deadline=None)
+
+
+def _out_shape(shape, out_size):
+    return shape[:2] + tuple(out_size)
+
+
+@FAST
+@given(geometry=pool_geometry(), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16),
+       ties=st.booleans())
+def test_max_pool_numba_matches_numpy(geometry, dtype, seed, ties):
+    shape, kernel, stride, padding, out_size, _ = geometry
+    x = random_array(seed, shape, dtype)
+    if ties:  # few distinct values: the first maximum in scan order must win in both
+        x = np.round(x).astype(dtype)
+    out, argmax = max_pool2d_forward_numba(x, kernel, stride, padding, out_size)
+    expected_out, expected_argmax = max_pool2d_forward_numpy(x, kernel, stride, padding, out_size)
+    assert out.dtype == x.dtype and argmax.dtype == np.int64
+    np.testing.assert_array_equal(out, expected_out)
+    np.testing.assert_array_equal(argmax, expected_argmax)
+    grad_out = random_array(seed + 1, out.shape, dtype)
+    assert_close(max_pool2d_backward_numba(grad_out, argmax, shape),
+                 max_pool2d_backward_numpy(grad_out, argmax, shape), dtype)
+
+
+@FAST
+@given(geometry=pool_geometry(), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16),
+       count_include_pad=st.booleans())
+def test_avg_pool_numba_matches_numpy(geometry, dtype, seed, count_include_pad):
+    shape, kernel, stride, padding, out_size, _ = geometry
+    window = (kernel, stride, padding, out_size, count_include_pad)
+    x = random_array(seed, shape, dtype)
+    assert_close(avg_pool2d_forward_numba(x, *window), avg_pool2d_forward_numpy(x, *window), dtype)
+    grad_out = random_array(seed + 1, _out_shape(shape, out_size), dtype)
+    assert_close(avg_pool2d_backward_numba(grad_out, shape, *window),
+                 avg_pool2d_backward_numpy(grad_out, shape, *window), dtype)
+
+
+@pytest.mark.torch
+@settings(max_examples=40, deadline=None)
+@given(geometry=pool_geometry(), seed=st.integers(0, 2**16), ties=st.booleans())
+def test_max_pool_numpy_matches_torch(geometry, seed, ties):
+    torch = pytest.importorskip("torch")
+    shape, kernel, stride, padding, out_size, ceil_mode = geometry
+    x = random_array(seed, shape, np.float32)
+    if ties:
+        x = np.round(x)
+    x_torch = torch.tensor(x, requires_grad=True)
+    out_torch, indices = torch.nn.functional.max_pool2d(
+        x_torch, kernel, stride, padding, ceil_mode=ceil_mode, return_indices=True)
+    grad_out = random_array(seed + 1, tuple(out_torch.shape), np.float32)
+    out_torch.backward(torch.from_numpy(grad_out))
+    out, argmax = max_pool2d_forward_numpy(x, kernel, stride, padding, out_size)
+    np.testing.assert_array_equal(out, out_torch.detach().numpy())
+    np.testing.assert_array_equal(argmax, indices.numpy())
+    assert_close(max_pool2d_backward_numpy(grad_out, argmax, shape), x_torch.grad.numpy(),
+                 np.float32)
+
+
+@pytest.mark.torch
+@settings(max_examples=40, deadline=None)
+@given(geometry=pool_geometry(), seed=st.integers(0, 2**16), count_include_pad=st.booleans())
+def test_avg_pool_numpy_matches_torch(geometry, seed, count_include_pad):
+    torch = pytest.importorskip("torch")
+    shape, kernel, stride, padding, out_size, ceil_mode = geometry
+    x = random_array(seed, shape, np.float32)
+    x_torch = torch.tensor(x, requires_grad=True)
+    out_torch = torch.nn.functional.avg_pool2d(x_torch, kernel, stride, padding, ceil_mode=ceil_mode,
+                                               count_include_pad=count_include_pad)
+    grad_out = random_array(seed + 1, tuple(out_torch.shape), np.float32)
+    out_torch.backward(torch.from_numpy(grad_out))
+    window = (kernel, stride, padding, out_size, count_include_pad)
+    assert_close(avg_pool2d_forward_numpy(x, *window), out_torch.detach().numpy(), np.float32)
+    assert_close(avg_pool2d_backward_numpy(grad_out, shape, *window), x_torch.grad.numpy(),
+                 np.float32)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("implementation", [max_pool2d_forward_numpy, max_pool2d_forward_numba],
+                         ids=["numpy", "numba"])
+def test_max_pool_nan_and_minus_infinity_like_torch(implementation):
+    torch = pytest.importorskip("torch")
+    x = random_array(5, (1, 2, 5, 6), np.float32)
+    x[0, 0, 1, 1] = np.nan
+    x[0, 0, 1, 2] = np.nan
+    x[0, 1, :3, :3] = -np.inf  # an all -inf window still points at its first pixel
+    out_size = (out_length(5, 3, 2, 1, ceil_mode=True), out_length(6, 3, 2, 1, ceil_mode=True))
+    out, argmax = implementation(x, (3, 3), (2, 2), (1, 1), out_size)
+    out_torch, indices = torch.nn.functional.max_pool2d(torch.from_numpy(x), 3, 2, 1,
+                                                        ceil_mode=True, return_indices=True)
+    np.testing.assert_array_equal(out, out_torch.numpy())  # NaN == NaN here
+    np.testing.assert_array_equal(argmax, indices.numpy())
+
+
+@pytest.mark.parametrize("kernels", ["numpy", "numba"])
+def test_non_square_windows_and_divisors_by_hand(kernels):
+    """1x3 and 3x1 average pools, stride 1, 'same' padding (Inception-v3 style), by hand."""
+    x = np.arange(12, dtype=np.float64).reshape(1, 1, 3, 4)
+    with backend.using_kernels(kernels):
+        rows = avg_pool2d_forward(x, (1, 3), (1, 1), (0, 1), (3, 4), False)
+        columns = avg_pool2d_forward(x, (3, 1), (1, 1), (1, 0), (3, 4), True)
+        grad_rows = avg_pool2d_backward(np.ones((1, 1, 3, 4)), x.shape, (1, 3), (1, 1), (0, 1),
+                                        (3, 4), False)
+    np.testing.assert_allclose(rows[0, 0, 0], [0.5, 1, 2, 2.5])  # borders divide by 2
+    np.testing.assert_allclose(columns[0, 0, :, 0], [4 / 3, 4, 8 / 3])  # padding counted: /3
+    np.testing.assert_allclose(grad_rows[0, 0, 0], [1, 1 + 1 / 3, 1 + 1 / 3, 1])
+
+
+def test_ceil_mode_window_divides_by_pool_without_overhang():
+    """GoogLeNet-style 3x3/2 ceil pool on 4x4: the last window overhangs the input; with
+    count_include_pad it divides by the part inside input+padding (PyTorch rule), here 3*3=9
+    for the first and 2*2=4 for the last (padding 0, overhang not counted)."""
+    x = np.ones((1, 1, 4, 4), np.float32)
+    out_size = (out_length(4, 3, 2, 0, ceil_mode=True),) * 2
+    assert out_size == (2, 2)
+    out = avg_pool2d_forward(x, 3, 2, 0, out_size, True)
+    np.testing.assert_array_equal(out, np.ones((1, 1, 2, 2), np.float32))
+
+
+def test_bad_input_names_the_op():
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    with pytest.raises(ValueError, match=r"max_pool2d: padding \(2, 2\) must be at most half"):
+        max_pool2d_forward(x, 3, 1, 2, (6, 6))
+    with pytest.raises(TypeError, match=r"max_pool2d_backward: argmax must be int64"):
+        max_pool2d_backward(np.zeros((1, 1, 2, 2), np.float32), np.zeros((1, 1, 2, 2), np.int32),
+                            x.shape)
+    with pytest.raises(ValueError, match=r"avg_pool2d_backward: grad_out must have shape"):
+        avg_pool2d_backward(np.zeros((1, 1, 3, 3), np.float32), x.shape, 2, 2, 0, (2, 2), True)

@@ -1,0 +1,109 @@
+"""CIFAR-10 from the official "python version": pickled batches in ``root/cifar-10-batches-py``.
+
+Each of data_batch_1..5 (training) and test_batch is a pickled dict with "data", a (10000, 3072) uint8 array whose
+rows are 1024 red, then 1024 green, then 1024 blue values of a 32x32 image, and "labels", a list of ints;
+batches.meta holds "label_names". The pickles were written by Python 2, so they are read with latin1 (NumPy's
+advice for Python 2 arrays), and through an unpickler that only builds NumPy arrays: a pickle can run arbitrary
+code, and a dataset file has no reason to.
+"""
+import os
+import pickle
+
+import numpy as np
+
+from .dataset import ArrayDataset
+from .download import download_from_mirrors, extract_tar
+
+# Globals a CIFAR pickle needs, mapped to where NumPy 2 keeps them ("numpy.core" became "numpy._core").
+_ALLOWED_GLOBALS = {("numpy.core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
+                    ("numpy._core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
+                    ("numpy.core.multiarray", "scalar"): ("numpy._core.multiarray", "scalar"),
+                    ("numpy._core.multiarray", "scalar"): ("numpy._core.multiarray", "scalar"),
+                    ("numpy", "ndarray"): ("numpy", "ndarray"),
+                    ("numpy", "dtype"): ("numpy", "dtype"),
+                    ("_codecs", "encode"): ("_codecs", "encode")}   # bytes pickled by Python 3, protocol 2
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickle plain containers and NumPy arrays; refuse every other global."""
+
+    def find_class(self, module, name):
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"CIFAR10: refusing to load {module}.{name} from a dataset pickle")
+        return super().find_class(*_ALLOWED_GLOBALS[(module, name)])
+
+
+def load_pickle(path):
+    """Read one CIFAR pickle into a dict with str keys."""
+    try:
+        with open(path, "rb") as handle:
+            content = _ArrayUnpickler(handle, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as error:
+        raise ValueError(f"CIFAR10: {path} is not a valid CIFAR batch pickle ({error}); it may be truncated, "
+                         f"delete it and download again") from error
+    if not isinstance(content, dict):
+        raise ValueError(f"CIFAR10: {path} holds a {type(content).__name__}, expected a dict")
+    return {key.decode("latin1") if isinstance(key, bytes) else key: value for key, value in content.items()}
+
+
+def _read_batch(path):
+    """(images (N, 3, 32, 32) uint8, labels (N,) int64) of one batch file."""
+    batch = load_pickle(path)
+    if "data" not in batch or "labels" not in batch:
+        raise ValueError(f"CIFAR10: {path} lacks 'data' or 'labels'; keys are {sorted(batch)}")
+    data = np.asarray(batch["data"], dtype=np.uint8)
+    labels = np.asarray(batch["labels"], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+        raise ValueError(f"CIFAR10: {path}: expected data (N, 3072) and labels (N,), got {data.shape} and "
+                         f"{labels.shape}")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+class CIFAR10(ArrayDataset):
+    """CIFAR-10: 32x32 colour images of ten classes. ``ds[i]`` -> (image (3, 32, 32) float32 in [0, 1], int).
+
+    root: directory that holds (or will hold) ``cifar-10-batches-py``. train: the 50,000 training images, else the
+    10,000 test images. download: fetch and extract the archive if the folder is missing. mirror: a base URL (or
+    list) to download from instead of the class attribute ``mirrors``.
+    """
+
+    folder = "cifar-10-batches-py"
+    archive = "cifar-10-python.tar.gz"
+    archive_md5 = "c58f30108f718f92721af3b95e74349a"
+    mirrors = ["https://www.cs.toronto.edu/~kriz/"]
+    train_files = [f"data_batch_{index}" for index in range(1, 6)]
+    test_files = ["test_batch"]
+
+    def __init__(self, root, train=True, download=False, mirror=None):
+        self.root, self.train = os.fspath(root), bool(train)
+        if download:
+            self.download(mirror)
+        batches = [_read_batch(self._path(name)) for name in (self.train_files if train else self.test_files)]
+        meta = load_pickle(self._path("batches.meta"))
+        super().__init__(np.concatenate([images for images, _ in batches]),
+                         np.concatenate([labels for _, labels in batches]),
+                         [str(name) for name in meta["label_names"]])
+
+    def _path(self, name):
+        path = os.path.join(self.root, self.folder, name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"CIFAR10: file {path} not found; pass download=True to fetch "
+                                    f"{self.archive} and extract it into {self.root}")
+        return path
+
+    def _complete(self):
+        names = self.train_files + self.test_files + ["batches.meta"]
+        return all(os.path.isfile(os.path.join(self.root, self.folder, name)) for name in names)
+
+    def download(self, mirror=None):
+        """Fetch the archive (md5-verified), extract it into ``root``, then delete the archive."""
+        if self._complete():
+            return
+        os.makedirs(self.root, exist_ok=True)
+        archive_path = os.path.join(self.root, self.archive)
+        download_from_mirrors(self.mirrors if mirror is None else mirror, self.archive, archive_path,
+                              md5=self.archive_md5)
+        try:
+            extract_tar(archive_path, self.root, self.folder)
+        finally:
+            os.remove(archive_path)

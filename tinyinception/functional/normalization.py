@@ -1,0 +1,152 @@
+"""Normalisation: batch_norm (optionally fused with the ReLU that follows it) and local_response_norm.
+
+BatchNorm, PyTorch's semantics: training normalises with the batch mean and BIASED variance and updates the running
+statistics with the UNBIASED variance, ``running = (1 - momentum) * running + momentum * batch``; evaluation uses the
+running statistics. Works for (N, C) and (N, C, H, W).
+"""
+from ..autograd import Function, Tensor
+from .. import backend, kernels
+
+
+def _raw(value):
+    return value.data if isinstance(value, Tensor) else value
+
+
+class BatchNorm(Function):
+    """y = weight * (x - mean) / sqrt(var + eps) + bias, then ReLU when ``relu`` (the Conv-BN-ReLU unit)."""
+
+    def forward(self, x, weight, bias, running_mean, running_var, training, momentum, eps, relu):
+        self.training, self.relu, self.has_weight = training, relu, weight is not None
+        if training:
+            forward = kernels.batch_norm_relu_train_forward if relu else kernels.batch_norm_train_forward
+            y, mean, var, inv_std = forward(x, weight, bias, eps)
+            if running_mean is not None:
+                _update_running_stats(running_mean, running_var, mean, var, x, momentum)
+        else:
+            xp = backend.get_array_module(x)
+            mean, inv_std = running_mean, (1 / xp.sqrt(running_var + x.dtype.type(eps))).astype(x.dtype)
+            scale = inv_std if weight is None else inv_std * weight
+            shift = -mean * scale if bias is None else bias - mean * scale
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            y = x * scale.reshape(shape) + shift.reshape(shape)
+            if relu:
+                xp.maximum(y, 0, out=y)
+            self.scale, self.shape = scale, shape
+        self.x, self.weight, self.mean, self.inv_std = x, weight, mean, inv_std
+        self.y = y if relu else None
+        return y
+
+    def backward(self, grad_output):
+        if self.training:
+            if self.relu:
+                grads = kernels.batch_norm_relu_backward(grad_output, self.y, self.x, self.mean, self.inv_std,
+                                                         self.weight)
+            else:
+                grads = kernels.batch_norm_backward(grad_output, self.x, self.mean, self.inv_std, self.weight)
+            grad_x, grad_weight, grad_bias = grads
+        else:
+            grad_x, grad_weight, grad_bias = self._eval_backward(grad_output)
+        return (grad_x, grad_weight, grad_bias) + (None,) * 6
+
+    def _eval_backward(self, grad_output):
+        """With fixed statistics the layer is affine per channel: y = x * scale + shift."""
+        if self.relu:
+            grad_output = grad_output * (self.y > 0)
+        grad_x = grad_output * self.scale.reshape(self.shape)
+        reduce_axes = (0,) + tuple(range(2, grad_output.ndim))
+        grad_bias = grad_output.sum(axis=reduce_axes) if self.needs_input_grad[2] else None
+        grad_weight = None
+        if self.needs_input_grad[1]:
+            x_hat = (self.x - self.mean.reshape(self.shape)) * self.inv_std.reshape(self.shape)
+            grad_weight = (grad_output * x_hat).sum(axis=reduce_axes)
+        return grad_x, grad_weight, grad_bias
+
+
+def _update_running_stats(running_mean, running_var, mean, var, x, momentum):
+    """In place: running = (1 - momentum) * running + momentum * batch (the variance unbiased: var * n/(n-1))."""
+    count = x.size // x.shape[1]
+    unbiased = var * var.dtype.type(count / max(count - 1, 1))
+    m = running_mean.dtype.type(momentum)
+    running_mean *= 1 - m
+    running_mean += m * mean.astype(running_mean.dtype)
+    running_var *= 1 - m
+    running_var += m * unbiased.astype(running_var.dtype)
+
+
+def _check_batch_norm(x, running_mean, running_var, weight, bias, training, op):
+    if x.ndim < 2:
+        raise ValueError(f"{op}: expected input of shape (N, C) or (N, C, H, W), got {x.shape}")
+    channels = x.shape[1]
+    for name, value in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                        ("bias", bias)):
+        if value is not None and tuple(value.shape) != (channels,):
+            raise ValueError(f"{op}: input has {channels} channels (shape {x.shape}) but {name} has shape "
+                             f"{tuple(value.shape)}")
+    if training and x.numel() // channels <= 1:
+        raise ValueError(f"{op}: expected more than 1 value per channel when training, got input of shape {x.shape}")
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError(f"{op}: evaluation needs running_mean and running_var")
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """``torch.nn.functional.batch_norm``; running_mean/running_var (C,) arrays or tensors, updated in place when
+    training (pass None to use batch statistics only)."""
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu=False,
+                       op="batch_norm")
+
+
+def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+                    eps=1e-5):
+    """``relu(batch_norm(...))`` in one pass over the data (the Inception networks' Conv-BN-ReLU unit)."""
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu=True,
+                       op="batch_norm_relu")
+
+
+def _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu, op):
+    running_mean, running_var = _raw(running_mean), _raw(running_var)
+    _check_batch_norm(input, running_mean, running_var, weight, bias, training, op)
+    return BatchNorm.apply(input, weight, bias, running_mean, running_var, bool(training), float(momentum),
+                           float(eps), relu)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Local response normalisation (GoogLeNet as published)
+# ---------------------------------------------------------------------------------------------------------------
+def _channel_window_sum(a, before, after):
+    """s[:, c] = sum of a[:, c - before .. c + after] over channels, zero beyond the edges (via a cumulative sum)."""
+    xp = backend.get_array_module(a)
+    channels = a.shape[1]
+    padded = xp.zeros((a.shape[0], channels + before + after + 1) + a.shape[2:], dtype=a.dtype)
+    padded[:, before + 1:before + 1 + channels] = a
+    cumulative = xp.cumsum(padded, axis=1)
+    return cumulative[:, before + after + 1:] - cumulative[:, :channels]
+
+
+class LocalResponseNorm(Function):
+    """y_c = x_c / (k + alpha/size * sum_{c' near c} x_{c'}^2) ** beta, the neighbourhood being channels
+    c - size//2 .. c + (size-1)//2 (PyTorch's convention)."""
+
+    def forward(self, x, size, alpha, beta, k):
+        self.before, self.after = size // 2, (size - 1) // 2
+        dtype = x.dtype.type
+        self.coefficient = dtype(alpha / size)
+        self.scale = dtype(k) + self.coefficient * _channel_window_sum(x * x, self.before, self.after)
+        self.x, self.beta = x, dtype(beta)
+        self.y = x * self.scale ** -self.beta
+        return self.y
+
+    def backward(self, grad_output):
+        # d y_c / d x_j = [c == j] s_c^-beta - 2 beta (alpha/size) x_c x_j s_c^(-beta-1) for j in window(c)
+        ratio = grad_output * self.y / self.scale  # g_c x_c s_c^(-beta-1)
+        gathered = _channel_window_sum(ratio, self.after, self.before)  # sum over c whose window contains j
+        grad_x = grad_output * self.scale ** -self.beta - 2 * self.beta * self.coefficient * self.x * gathered
+        return grad_x, None, None, None, None
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """``torch.nn.functional.local_response_norm`` across channels of (N, C, ...)."""
+    if input.ndim < 3:
+        raise ValueError(f"local_response_norm: expected input with at least 3 dimensions (N, C, ...), got {input.shape}")
+    if size < 1:
+        raise ValueError(f"local_response_norm: size must be positive, got {size}")
+    return LocalResponseNorm.apply(input, int(size), float(alpha), float(beta), float(k))

@@ -1,0 +1,26 @@
+"""The hot loops: im2col/col2im, pooling and batch norm, in NumPy, Numba and CuPy.
+
+Kernels take and return arrays and know nothing about autograd. Each family lives in one file
+with its NumPy reference (``*_numpy``), Numba version (``*_numba``) and CuPy version (``*_cupy``)
+side by side; the functions exported here pick one by ``tinyinception.backend.kernels_for``.
+"""
+from .batchnorm import (
+    batch_norm_backward,
+    batch_norm_relu_backward,
+    batch_norm_relu_train_forward,
+    batch_norm_train_forward,
+)
+from .im2col import col2im, im2col
+from .pooling import (
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
+
+__all__ = [
+    "im2col", "col2im",
+    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+    "batch_norm_train_forward", "batch_norm_backward",
+    "batch_norm_relu_train_forward", "batch_norm_relu_backward",
+]
