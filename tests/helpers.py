@@ -36,11 +36,11 @@ def assert_close(actual, expected, rtol, atol, what="value"):
         where = tuple(int(i) for i in np.argwhere(nan_here != nan_there)[0])
         raise AssertionError(f"{what}: NaN mismatch at {where}: {actual64[where]} here, {expected64[where]} expected")
     actual64, expected64 = np.where(nan_here, 0.0, actual64), np.where(nan_there, 0.0, expected64)
-    error = np.abs(actual64 - expected64)
     if actual64.size == 0:
         return
     same_infinity = np.isinf(expected64) & (actual64 == expected64)
-    error = np.where(same_infinity, 0.0, error)
+    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity: counted as equal below
+        error = np.where(same_infinity, 0.0, np.abs(actual64 - expected64))
     allowed = atol + rtol * np.abs(expected64)
     failing = error > allowed
     if failing.any():
@@ -162,3 +162,16 @@ def check_gradcheck(fn, inputs, *, seed=0, low=-2.0, high=2.0, eps=1e-6, atol=1e
     arrays = make_arrays(inputs, np.float64, seed, low, high)
     tensors = [ti.Tensor(_to_device(a, device), requires_grad=_is_differentiable(a)) for a in arrays]
     return ti.gradcheck(fn, tuple(tensors), eps=eps, atol=atol, rtol=rtol, fast_mode=fast_mode, seed=seed)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Hypothesis: few examples, no deadline (first calls compile Numba kernels), and the autouse seeding fixture of
+# conftest.py is harmless across examples
+# --------------------------------------------------------------------------------------------------------------
+try:
+    from hypothesis import HealthCheck, settings
+
+    HYPOTHESIS_SETTINGS = settings(max_examples=15, deadline=None,
+                                   suppress_health_check=[HealthCheck.function_scoped_fixture])
+except ImportError:  # hypothesis is a test extra; tests that use it import it themselves and fail clearly
+    HYPOTHESIS_SETTINGS = None

@@ -13,6 +13,8 @@ from .functional import cat, concat
 from . import cuda
 from .gradcheck import gradcheck, GradcheckError
 from . import nn
+from . import optim
+from . import models, interop
 
 __version__ = "0.1.0"
 

@@ -84,15 +84,15 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=
     """
     inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     _check_inputs(inputs)
+    checked = [(i, x) for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: no input requires grad; nothing to check")
     rng = np.random.default_rng(seed)
     with no_grad():
         out = fn(*inputs)
     xp = backend.get_array_module(out.data)
     projection = xp.asarray(rng.standard_normal(out.shape), dtype=out.dtype)
     analytic = _analytic_gradients(fn, inputs, projection)
-    checked = [(i, x) for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
-    if not checked:
-        raise ValueError("gradcheck: no input requires grad; nothing to check")
     for (index, x), grad in zip(checked, analytic):
         grad = backend.to_device(grad, "cpu").astype(np.float64)
         if fast_mode:

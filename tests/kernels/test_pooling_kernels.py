@@ -117,19 +117,20 @@ def test_non_square_windows_and_divisors_by_hand(kernels):
         grad_rows = avg_pool2d_backward(np.ones((1, 1, 3, 4)), x.shape, (1, 3), (1, 1), (0, 1),
                                         (3, 4), False)
     np.testing.assert_allclose(rows[0, 0, 0], [0.5, 1, 2, 2.5])  # borders divide by 2
-    np.testing.assert_allclose(columns[0, 0, :, 0], [4 / 3, 4, 8 / 3])  # padding counted: /3
-    np.testing.assert_allclose(grad_rows[0, 0, 0], [1, 1 + 1 / 3, 1 + 1 / 3, 1])
+    np.testing.assert_allclose(columns[0, 0, :, 0], [4 / 3, 4, 4])  # (0+4)/3, (0+4+8)/3, (4+8)/3
+    np.testing.assert_allclose(grad_rows[0, 0, 0], [5 / 6, 7 / 6, 7 / 6, 5 / 6])  # 1/2 + 1/3, 1/2 + 1/3 + 1/3, ...
 
 
-def test_ceil_mode_window_divides_by_pool_without_overhang():
-    """GoogLeNet-style 3x3/2 ceil pool on 4x4: the last window overhangs the input; with
-    count_include_pad it divides by the part inside input+padding (PyTorch rule), here 3*3=9
-    for the first and 2*2=4 for the last (padding 0, overhang not counted)."""
-    x = np.ones((1, 1, 4, 4), np.float32)
-    out_size = (out_length(4, 3, 2, 0, ceil_mode=True),) * 2
-    assert out_size == (2, 2)
-    out = avg_pool2d_forward(x, 3, 2, 0, out_size, True)
-    np.testing.assert_array_equal(out, np.ones((1, 1, 2, 2), np.float32))
+@pytest.mark.parametrize("kernels", ["numpy", "numba"])
+def test_ceil_mode_overhang_is_not_counted_in_the_divisor(kernels):
+    """3x1/2 pool, padding 1, ceil mode on 6 rows: the last window (rows 5, 6, 7) holds one
+    input row, one padding row and one overhang row; PyTorch divides by 2, not 3."""
+    x = np.ones((1, 1, 6, 1), np.float32)
+    out_size = (out_length(6, 3, 2, 1, ceil_mode=True), 1)
+    assert out_size == (4, 1)
+    with backend.using_kernels(kernels):
+        out = avg_pool2d_forward(x, (3, 1), (2, 1), (1, 0), out_size, True)
+    np.testing.assert_allclose(out[0, 0, :, 0], [2 / 3, 1, 1, 1 / 2], rtol=1e-6)
 
 
 def test_bad_input_names_the_op():

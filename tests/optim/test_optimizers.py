@@ -114,7 +114,7 @@ def test_float32_stays_float32_everywhere(case):
     arrays = initial_arrays(np.float32)
     ours, opt = run_ours(name, options, groups, arrays, gradient_sequence(np.float32, steps=3))
     assert all(data.dtype == np.float32 for data in ours)
-    for _, buffers in opt.state.items():
+    for buffers in opt.state.values():
         for key, value in buffers.items():
             assert key == "step" and isinstance(value, int) or value.dtype == np.float32, key
 

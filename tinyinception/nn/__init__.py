@@ -8,3 +8,4 @@ from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from .simple import Dropout, Flatten, Identity, ReLU, Softmax
 from . import init
+from . import utils

@@ -117,6 +117,9 @@ class ParamState:
     def items(self):
         return list(self._entries.values())
 
+    def values(self):
+        return [buffers for _, buffers in self._entries.values()]
+
     def __repr__(self):
         return f"ParamState({len(self)} parameters)"
 

@@ -1,0 +1,7 @@
+"""Exchange weights with the PyTorch reference implementations (``ti.interop``).
+
+``load_torch_state_dict(model, state_dict)`` takes the reference's state_dict (torch tensors or NumPy arrays, keys
+as the reference names them) and loads it strictly; ``to_torch_state_dict(model)`` gives the reverse. The name tables,
+one per network, live next to this file.
+"""
+from .mapping import load_torch_state_dict, reference_keys, register_table, to_torch_state_dict
