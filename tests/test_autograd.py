@@ -164,9 +164,8 @@ def test_enable_grad_inside_no_grad():
 
 
 def test_no_grad_restores_state_after_an_exception():
-    with pytest.raises(ValueError):
-        with ti.no_grad():
-            raise ValueError("boom")
+    with pytest.raises(ValueError), ti.no_grad():
+        raise ValueError("boom")
     assert ti.is_grad_enabled()
 
 

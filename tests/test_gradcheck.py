@@ -4,10 +4,10 @@ Also tests the shared parity helper (tests/helpers.py): it must fail loudly on a
 """
 import numpy as np
 import pytest
+from helpers import assert_close, check_gradcheck, check_parity
 
 import tinyinception as ti
 import tinyinception.functional as F
-from helpers import assert_close, check_gradcheck, check_parity
 
 
 class SquareWithWrongBackward(ti.Function):

@@ -1,11 +1,12 @@
 """Activations (relu, sigmoid, tanh, softmax, log_softmax), cross_entropy and dropout."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from helpers import HYPOTHESIS_SETTINGS, check_gradcheck, check_parity
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tinyinception as ti
 import tinyinception.functional as F
-from helpers import HYPOTHESIS_SETTINGS, check_gradcheck, check_parity
 
 
 @pytest.fixture

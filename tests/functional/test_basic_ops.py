@@ -5,12 +5,13 @@ Hypothesis draws broadcasting shape combinations for the binary ops, matmul and 
 """
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from helpers import HYPOTHESIS_SETTINGS, check_gradcheck, check_parity
+from hypothesis import given
+from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import tinyinception as ti
 import tinyinception.functional as F
-from helpers import HYPOTHESIS_SETTINGS, check_gradcheck, check_parity
 
 
 @pytest.fixture
@@ -156,7 +157,7 @@ LINEAR_CASES = [
 @pytest.mark.torch
 @pytest.mark.parametrize("name, fn, inputs", LINEAR_CASES, ids=_ids(LINEAR_CASES))
 def test_linear_parity(torch, name, fn, inputs):
-    torch_fn = lambda *args: torch.nn.functional.linear(*args)  # noqa: E731
+    torch_fn = lambda *args: torch.nn.functional.linear(*args)
     check_parity(fn, torch_fn, inputs, atol=1e-4, grad_atol=1e-4)
 
 
@@ -252,7 +253,7 @@ def test_reductions_over_random_dims_match_numpy(shape, data):
         expected = numpy_op(x, axis=dims, keepdims=keepdim)
         assert out.dtype == np.float32 and out.shape == expected.shape
         np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
-        assert check_gradcheck(lambda t: op(t, dims, keepdim), [shape])
+        assert check_gradcheck(lambda t, op=op: op(t, dims, keepdim), [shape])
 
 
 # --------------------------------------------------------------------------------------------------------------

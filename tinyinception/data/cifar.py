@@ -46,6 +46,11 @@ def load_pickle(path):
     return {key.decode("latin1") if isinstance(key, bytes) else key: value for key, value in content.items()}
 
 
+def _text(name):
+    """A label name as str, whether the pickle held str or bytes."""
+    return name.decode("latin1") if isinstance(name, bytes) else str(name)
+
+
 def _read_batch(path):
     """(images (N, 3, 32, 32) uint8, labels (N,) int64) of one batch file."""
     batch = load_pickle(path)
@@ -82,7 +87,7 @@ class CIFAR10(ArrayDataset):
         meta = load_pickle(self._path("batches.meta"))
         super().__init__(np.concatenate([images for images, _ in batches]),
                          np.concatenate([labels for _, labels in batches]),
-                         [str(name) for name in meta["label_names"]])
+                         [_text(name) for name in meta["label_names"]])
 
     def _path(self, name):
         path = os.path.join(self.root, self.folder, name)

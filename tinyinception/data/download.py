@@ -115,6 +115,19 @@ def download_from_mirrors(mirrors, filename, path, md5=None, sha256=None, progre
     raise type(last_error)("every mirror failed:\n  " + "\n  ".join(failures)) from last_error
 
 
+def _safe_extractall(tar, directory):
+    """Extract every member into directory, refusing links and paths that leave it."""
+    if hasattr(tarfile, "data_filter"):                   # Python >= 3.11.4 / 3.10.12 has the safe filter
+        tar.extractall(directory, filter="data")
+        return
+    root = os.path.realpath(directory)
+    for member in tar.getmembers():
+        target = os.path.realpath(os.path.join(directory, member.name))
+        if member.issym() or member.islnk() or os.path.commonpath([root, target]) != root:
+            raise DownloadError(f"refusing to extract {member.name!r}: a link or a path outside {directory}")
+    tar.extractall(directory)
+
+
 def extract_tar(archive, destination, member_root):
     """Extract a .tar.gz whose files sit under ``member_root`` into ``destination/member_root``, atomically.
 
@@ -125,7 +138,7 @@ def extract_tar(archive, destination, member_root):
     staging = tempfile.mkdtemp(prefix=".extract-", dir=destination)
     try:
         with tarfile.open(archive, "r:*") as tar:
-            tar.extractall(staging, filter="data")
+            _safe_extractall(tar, staging)
         unpacked = os.path.join(staging, member_root)
         if not os.path.isdir(unpacked):
             raise DownloadError(f"archive {archive} has no folder {member_root!r}")

@@ -5,3 +5,6 @@ as the reference names them) and loads it strictly; ``to_torch_state_dict(model)
 one per network, live next to this file.
 """
 from .mapping import load_torch_state_dict, reference_keys, register_table, to_torch_state_dict
+from . import inception_resnet
+from . import inception_v1, inception_v2
+from . import inception_v3, inception_v4

@@ -17,6 +17,7 @@ import numpy as np
 from .. import backend
 from . import _cuda
 from ._checks import check_float, check_ndim, check_shape, pair
+from ._geometry import inside_range
 from ._numba import njit, prange
 
 
@@ -67,45 +68,38 @@ def col2im_numpy(cols, x_shape, kernel_size, stride, padding, dilation, out_size
 # ----------------------------------------------------------------------------------------------
 # Numba: prange over the N*C planes
 # ----------------------------------------------------------------------------------------------
-@njit(cache=True)
-def _inside_range(offset, stride, size, out):
-    """Output indices ``o`` in ``[lo, hi)`` with ``0 <= o*stride - offset < size``."""
-    lo = 0 if offset <= 0 else (offset + stride - 1) // stride
-    hi = (size + offset + stride - 1) // stride
-    lo = min(lo, out)
-    hi = max(lo, min(hi, out))
-    return lo, hi
-
-
 @njit(parallel=True, cache=True)
 def _im2col_planes(x_planes, cols_planes, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w):
     """x_planes: (N*C, H, W) -> cols_planes: (N*C, kh*kw, out_h*out_w), filled in place.
 
     Fast because: each thread owns whole (n, c) planes (no sharing, no atomics); every output row
-    segment is written left to right, contiguously; the padding test is hoisted out of the inner
-    loop by computing the in-bounds ``ow`` range once per (i, j), so the inner loop is a plain
-    strided copy LLVM can vectorise; nothing is allocated inside the loops.
+    segment is written left to right, contiguously, through 1-D row views; the padding test is
+    hoisted out of the inner loop by computing the in-bounds ``ow`` range once per (i, j), so
+    the inner loop is a plain copy (a contiguous slice copy when the stride is 1) that LLVM
+    vectorises; nothing is allocated.
     """
     planes, height, width = x_planes.shape
     for plane in prange(planes):
+        x_plane = x_planes[plane]
         for i in range(kh):
             for j in range(kw):
-                row = i * kw + j
+                cols_row = cols_planes[plane, i * kw + j]
                 w_offset = j * dw - pw
-                ow_lo, ow_hi = _inside_range(-w_offset, sw, width, out_w)
+                ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
                 for oh in range(out_h):
+                    segment = cols_row[oh * out_w:(oh + 1) * out_w]
                     ih = oh * sh - ph + i * dh
-                    base = oh * out_w
                     if ih < 0 or ih >= height:
-                        for ow in range(out_w):
-                            cols_planes[plane, row, base + ow] = 0
+                        segment[:] = 0
                         continue
-                    for ow in range(ow_lo):
-                        cols_planes[plane, row, base + ow] = 0
-                    for ow in range(ow_lo, ow_hi):
-                        cols_planes[plane, row, base + ow] = x_planes[plane, ih, ow * sw + w_offset]
-                    for ow in range(ow_hi, out_w):
-                        cols_planes[plane, row, base + ow] = 0
+                    x_row = x_plane[ih]
+                    segment[:ow_lo] = 0
+                    if sw == 1:
+                        segment[ow_lo:ow_hi] = x_row[ow_lo + w_offset:ow_hi + w_offset]
+                    else:
+                        for ow in range(ow_lo, ow_hi):
+                            segment[ow] = x_row[ow * sw + w_offset]
+                    segment[ow_hi:] = 0
 
 
 @njit(parallel=True, cache=True)
@@ -113,23 +107,26 @@ def _col2im_planes(cols_planes, grad_planes, kh, kw, sh, sw, ph, pw, dh, dw, out
     """cols_planes: (N*C, kh*kw, out_h*out_w) -> grad_planes: (N*C, H, W), zeroed, summed in place.
 
     Fast because: one thread owns each (n, c) output plane, so the overlapping-window sums need no
-    atomics and no per-thread buffers; column rows are read contiguously and the in-bounds ``ow``
-    range is computed once per (i, j), so the inner loop has no branches.
+    atomics and no per-thread buffers; column rows are read contiguously through 1-D row views
+    and the in-bounds ``ow`` range is computed once per (i, j), so the inner loop is a
+    branch-free add.
     """
     planes, height, width = grad_planes.shape
     for plane in prange(planes):
+        grad_plane = grad_planes[plane]
         for i in range(kh):
             for j in range(kw):
-                row = i * kw + j
+                cols_row = cols_planes[plane, i * kw + j]
                 w_offset = j * dw - pw
-                ow_lo, ow_hi = _inside_range(-w_offset, sw, width, out_w)
+                ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
                 for oh in range(out_h):
                     ih = oh * sh - ph + i * dh
                     if ih < 0 or ih >= height:
                         continue
+                    grad_row = grad_plane[ih]
                     base = oh * out_w
                     for ow in range(ow_lo, ow_hi):
-                        grad_planes[plane, ih, ow * sw + w_offset] += cols_planes[plane, row, base + ow]
+                        grad_row[ow * sw + w_offset] += cols_row[base + ow]
 
 
 def im2col_numba(x, kernel_size, stride, padding, dilation, out_size):

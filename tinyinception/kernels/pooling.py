@@ -20,6 +20,7 @@ import numpy as np
 from .. import backend
 from . import _cuda
 from ._checks import check_float, check_ndim, check_shape, pair
+from ._geometry import inside_range
 from ._numba import njit, prange
 
 
@@ -82,16 +83,24 @@ def _avg_pool_divisors(size, kernel, stride, pad, out, count_include_pad):
     return np.maximum(np.minimum(ends, size) - np.maximum(starts, 0), 0)
 
 
+def _avg_pool_axis_divisors(x_shape, kernel_size, stride, padding, out_size, count_include_pad,
+                            dtype):
+    """(divisor_h (out_h,), divisor_w (out_w,)): the divisor of window (oh, ow) is their product.
+    An axis with nothing inside gets 1 (that window's sum is 0 anyway)."""
+    divisors = []
+    for axis in range(2):
+        divisor = _avg_pool_divisors(x_shape[2 + axis], kernel_size[axis], stride[axis],
+                                     padding[axis], out_size[axis], count_include_pad)
+        divisors.append(np.where(divisor > 0, divisor, 1).astype(dtype))
+    return tuple(divisors)
+
+
 def _avg_pool_divisor_table(x_shape, kernel_size, stride, padding, out_size, count_include_pad,
                             dtype):
-    """(out_h, out_w) divisors; windows with nothing to average get 1 (their sum is 0)."""
-    divisor_h = _avg_pool_divisors(x_shape[2], kernel_size[0], stride[0], padding[0], out_size[0],
-                                   count_include_pad)
-    divisor_w = _avg_pool_divisors(x_shape[3], kernel_size[1], stride[1], padding[1], out_size[1],
-                                   count_include_pad)
-    divisor = np.outer(divisor_h, divisor_w)
-    divisor[divisor <= 0] = 1
-    return divisor.astype(dtype)
+    """(out_h, out_w) divisors, the outer product of the per-axis ones."""
+    divisor_h, divisor_w = _avg_pool_axis_divisors(x_shape, kernel_size, stride, padding, out_size,
+                                                    count_include_pad, dtype)
+    return np.outer(divisor_h, divisor_w)
 
 
 def avg_pool2d_forward_numpy(x, kernel_size, stride, padding, out_size, count_include_pad):
@@ -141,26 +150,36 @@ def _clipped_window(o, stride, pad, kernel, size):
 def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw):
     """x_planes: (P, H, W) -> out_planes, argmax_planes: (P, out_h, out_w), filled in place.
 
-    Fast because: one thread per (n, c) plane; windows are clipped to the input once per output,
-    so the inner loops read only real pixels (no padded copy, no -inf fill) with no bounds tests.
+    Fast because: one thread per (n, c) plane; the work is organised as for each output row,
+    for each window tap (i, j), one pass along the output row (``out_row[ow]`` against
+    ``x_row[ow*sw + j - pw]``), with the in-bounds ``ow`` range computed once per tap. The inner
+    loop is long, contiguous and branch-light instead of a tiny 3x3 loop per output, and there is
+    no padded copy and no -inf fill of the input. Taps are visited row by row, so for every
+    output the candidates arrive in PyTorch's scan order and the first maximum wins ties.
     """
     planes, height, width = x_planes.shape
     out_h, out_w = out_planes.shape[1], out_planes.shape[2]
     for plane in prange(planes):
+        x_plane = x_planes[plane]
         for oh in range(out_h):
+            out_row = out_planes[plane, oh]
+            argmax_row = argmax_planes[plane, oh]
             h_first, h_end, _ = _clipped_window(oh, sh, ph, kh, height)
             for ow in range(out_w):
-                w_first, w_end, _ = _clipped_window(ow, sw, pw, kw, width)
-                best = -np.inf
-                best_index = h_first * width + w_first
-                for ih in range(h_first, h_end):
-                    for iw in range(w_first, w_end):
-                        value = x_planes[plane, ih, iw]
-                        if value > best or np.isnan(value):
-                            best = value
-                            best_index = ih * width + iw
-                out_planes[plane, oh, ow] = best
-                argmax_planes[plane, oh, ow] = best_index
+                w_first = max(ow * sw - pw, 0)
+                out_row[ow] = -np.inf
+                argmax_row[ow] = h_first * width + w_first
+            for ih in range(h_first, h_end):
+                x_row = x_plane[ih]
+                for j in range(kw):
+                    w_offset = j - pw
+                    ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
+                    for ow in range(ow_lo, ow_hi):
+                        iw = ow * sw + w_offset
+                        value = x_row[iw]
+                        if value > out_row[ow] or np.isnan(value):
+                            out_row[ow] = value
+                            argmax_row[ow] = ih * width + iw
 
 
 @njit(parallel=True, cache=True)
@@ -177,58 +196,58 @@ def _max_pool_backward_planes(grad_out_planes, argmax_planes, grad_planes):
 
 
 @njit(parallel=True, cache=True)
-def _avg_pool_planes(x_planes, out_planes, kh, kw, sh, sw, ph, pw, count_include_pad):
+def _avg_pool_planes(x_planes, out_planes, kh, kw, sh, sw, ph, pw, divisor_h, divisor_w):
     """x_planes: (P, H, W) -> out_planes: (P, out_h, out_w), filled in place.
 
-    Fast because: one thread per plane, windows clipped once per output (no padded copy), the sum
-    runs over contiguous rows of the input plane.
+    ``divisor_h[oh] * divisor_w[ow]`` is PyTorch's divisor (it factorises per axis). Fast
+    because: one thread per plane; for each output row the window taps are summed in long
+    contiguous passes along the row (in-bounds ``ow`` range computed once per tap), no padded
+    copy; the division happens once per output at the end.
     """
     planes, height, width = x_planes.shape
     out_h, out_w = out_planes.shape[1], out_planes.shape[2]
     for plane in prange(planes):
+        x_plane = x_planes[plane]
         for oh in range(out_h):
-            h_first, h_end, pool_h = _clipped_window(oh, sh, ph, kh, height)
+            out_row = out_planes[plane, oh]
+            out_row[:] = 0
+            h_first, h_end, _ = _clipped_window(oh, sh, ph, kh, height)
+            for ih in range(h_first, h_end):
+                x_row = x_plane[ih]
+                for j in range(kw):
+                    w_offset = j - pw
+                    ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
+                    for ow in range(ow_lo, ow_hi):
+                        out_row[ow] += x_row[ow * sw + w_offset]
+            row_divisor = divisor_h[oh]
             for ow in range(out_w):
-                w_first, w_end, pool_w = _clipped_window(ow, sw, pw, kw, width)
-                if h_first >= h_end or w_first >= w_end:
-                    out_planes[plane, oh, ow] = 0
-                    continue
-                total = 0.0
-                for ih in range(h_first, h_end):
-                    for iw in range(w_first, w_end):
-                        total += x_planes[plane, ih, iw]
-                if count_include_pad:
-                    divisor = pool_h * pool_w
-                else:
-                    divisor = (h_end - h_first) * (w_end - w_first)
-                out_planes[plane, oh, ow] = total / divisor
+                out_row[ow] = out_row[ow] / (row_divisor * divisor_w[ow])
 
 
 @njit(parallel=True, cache=True)
-def _avg_pool_backward_planes(grad_out_planes, grad_planes, kh, kw, sh, sw, ph, pw,
-                              count_include_pad):
+def _avg_pool_backward_planes(grad_out_planes, grad_planes, kh, kw, sh, sw, ph, pw, divisor_h,
+                              divisor_w):
     """grad_out_planes: (P, out_h, out_w) -> grad_planes: (P, H, W), zeroed, summed in place.
 
-    Fast because: one thread per plane, so overlapping windows add without atomics; clipped
-    windows mean no padded buffer and no bounds tests in the inner loop.
+    Fast because: one thread per plane, so overlapping windows add without atomics; each output
+    row's share ``grad_out / divisor`` is spread tap by tap in contiguous passes along the row,
+    with no padded buffer and no bounds tests in the inner loop.
     """
     planes, height, width = grad_planes.shape
     out_h, out_w = grad_out_planes.shape[1], grad_out_planes.shape[2]
     for plane in prange(planes):
+        grad_plane = grad_planes[plane]
         for oh in range(out_h):
-            h_first, h_end, pool_h = _clipped_window(oh, sh, ph, kh, height)
-            for ow in range(out_w):
-                w_first, w_end, pool_w = _clipped_window(ow, sw, pw, kw, width)
-                if h_first >= h_end or w_first >= w_end:
-                    continue
-                if count_include_pad:
-                    divisor = pool_h * pool_w
-                else:
-                    divisor = (h_end - h_first) * (w_end - w_first)
-                share = grad_out_planes[plane, oh, ow] / divisor
-                for ih in range(h_first, h_end):
-                    for iw in range(w_first, w_end):
-                        grad_planes[plane, ih, iw] += share
+            grad_out_row = grad_out_planes[plane, oh]
+            row_divisor = divisor_h[oh]
+            h_first, h_end, _ = _clipped_window(oh, sh, ph, kh, height)
+            for ih in range(h_first, h_end):
+                grad_row = grad_plane[ih]
+                for j in range(kw):
+                    w_offset = j - pw
+                    ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
+                    for ow in range(ow_lo, ow_hi):
+                        grad_row[ow * sw + w_offset] += grad_out_row[ow] / (row_divisor * divisor_w[ow])
 
 
 def max_pool2d_forward_numba(x, kernel_size, stride, padding, out_size):
@@ -263,7 +282,8 @@ def avg_pool2d_forward_numba(x, kernel_size, stride, padding, out_size, count_in
     if out.size:
         _avg_pool_planes(np.ascontiguousarray(x).reshape(n * c, h, w),
                          out.reshape(n * c, out_h, out_w), *kernel_size, *stride, *padding,
-                         bool(count_include_pad))
+                         *_avg_pool_axis_divisors(x.shape, kernel_size, stride, padding, out_size,
+                                                  count_include_pad, x.dtype))
     return out
 
 
@@ -274,9 +294,11 @@ def avg_pool2d_backward_numba(grad_out, x_shape, kernel_size, stride, padding, o
     out_h, out_w = out_size
     grad_x = np.zeros((n, c, h, w), dtype=grad_out.dtype)
     if grad_out.size and grad_x.size:
-        _avg_pool_backward_planes(np.ascontiguousarray(grad_out).reshape(n * c, out_h, out_w),
-                                  grad_x.reshape(n * c, h, w), *kernel_size, *stride, *padding,
-                                  bool(count_include_pad))
+        _avg_pool_backward_planes(
+            np.ascontiguousarray(grad_out).reshape(n * c, out_h, out_w), grad_x.reshape(n * c, h, w),
+            *kernel_size, *stride, *padding,
+            *_avg_pool_axis_divisors(x_shape, kernel_size, stride, padding, out_size,
+                                     count_include_pad, grad_out.dtype))
     return grad_x
 
 

@@ -13,6 +13,13 @@ from .. import backend
 from .parameter import Parameter
 
 
+class StateDictError(KeyError, RuntimeError):
+    """load_state_dict's error: a KeyError (and a RuntimeError, as in torch) whose message prints as written."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
 class _HookHandle:
     def __init__(self, hooks, key):
         self.hooks, self.key = hooks, key
@@ -213,7 +220,7 @@ class Module:
                 lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
             if mismatched:
                 lines.append(f"  shape mismatches ({len(mismatched)}): " + "; ".join(mismatched))
-            raise KeyError("\n".join(lines))
+            raise StateDictError("\n".join(lines))
         for key, target in own.items():
             if key in state_dict:
                 xp = backend.get_array_module(target.data)

@@ -1,0 +1,88 @@
+"""Plots for training runs (matplotlib, Agg backend: no display needed).
+
+* :func:`plot_curves` -- loss and accuracy per epoch, train and validation, side by side;
+* :func:`plot_predictions` -- a grid of images titled with the predicted class (green if right, red if wrong).
+"""
+import math
+
+import numpy as np
+
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend (files only), imported on first use."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _series(history, key):
+    """(epochs, values) of ``key`` over the records of ``history`` that hold a finite value for it."""
+    points = [(record["epoch"], record[key]) for record in history
+              if record.get(key) is not None and math.isfinite(record[key])]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def plot_curves(history, path, title=None):
+    """Save loss and accuracy curves to ``path`` (PNG); returns ``path``.
+
+    history: list of per-epoch dicts with "epoch" and any of "train_loss", "val_loss", "train_accuracy",
+    "val_accuracy" (what ``ti.train.fit`` returns and writes to metrics.jsonl).
+    """
+    if not history:
+        raise ValueError("plot_curves: history is empty; train at least one epoch first")
+    plt = _pyplot()
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, metric in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
+        for split, style in (("train", "o-"), ("val", "s--")):
+            epochs, values = _series(history, f"{split}_{metric}")
+            if epochs:
+                axis.plot(epochs, values, style, label=f"{split} {metric}")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        axis.grid(True, alpha=0.3)
+        axis.legend()
+    accuracy_axis.set_ylim(0.0, 1.0)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def plot_predictions(images, labels, predictions, class_names, path, columns=8, title=None):
+    """Save a grid of images, each titled "predicted (true)" in green when right, red when wrong.
+
+    images: (N, C, H, W) float in [0, 1] (or uint8), C = 1 or 3; labels, predictions: (N,) class indices.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"plot_predictions: images must be (N, 1 or 3, H, W), got shape {images.shape}")
+    if not len(images) == len(labels) == len(predictions):
+        raise ValueError(f"plot_predictions: {len(images)} images, {len(labels)} labels and "
+                         f"{len(predictions)} predictions; expected equal counts")
+    if images.dtype == np.uint8:
+        images = images.astype(np.float32) / 255.0
+    plt = _pyplot()
+    count = len(images)
+    columns = max(1, min(columns, count))
+    rows = max(1, -(-count // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.4, rows * 1.6), squeeze=False)
+    for position, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if position >= count:
+            continue
+        pixels = np.clip(np.transpose(images[position], (1, 2, 0)), 0.0, 1.0)
+        axis.imshow(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels, cmap="gray" if pixels.shape[2] == 1
+                    else None, vmin=0.0, vmax=1.0, interpolation="nearest")
+        predicted, true = int(predictions[position]), int(labels[position])
+        colour = "green" if predicted == true else "red"
+        text = class_names[predicted] if predicted == true else f"{class_names[predicted]}\n({class_names[true]})"
+        axis.set_title(text, fontsize=7, color=colour)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
