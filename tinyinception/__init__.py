@@ -10,7 +10,7 @@ from .backend import get_kernels, set_kernels, using_kernels
 from .random import get_rng_state, manual_seed, set_rng_state
 from . import functional
 from .functional import cat, concat
-from . import cuda
+from . import cuda, profiler
 from .gradcheck import gradcheck, GradcheckError
 from . import nn
 from . import optim

@@ -19,7 +19,7 @@ import weakref
 
 import numpy as np
 
-from . import backend
+from . import backend, profiler
 
 _grad_state = {"enabled": True}
 
@@ -230,7 +230,8 @@ class Function:
         recording = is_grad_enabled() and any(fn.needs_input_grad)
         if not recording:
             fn.needs_input_grad = (False,) * len(inputs)
-        output = Tensor(fn.forward(*arrays, **options))
+        with profiler.section(cls.__name__ + ".forward"):
+            output = Tensor(fn.forward(*arrays, **options))
         if recording:
             output.requires_grad = True
             output.grad_fn = fn
@@ -324,7 +325,8 @@ def backward(output, grad=None, retain_graph=False):
         out_tensor = fn._output()
         if out_tensor is not None and out_tensor._retains_grad:
             _accumulate_leaf(out_tensor, grad_output)
-        input_grads = fn.backward(grad_output)
+        with profiler.section(fn.name + ".backward"):
+            input_grads = fn.backward(grad_output)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if len(input_grads) != len(fn.inputs):

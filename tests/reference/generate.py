@@ -94,7 +94,9 @@ def key_table(network, model):
 
 
 def count_macs(model, size, train):
-    """Multiply-adds of conv and linear layers for one (1, 3, size, size) image, counted on the meta device."""
+    """Multiply-adds of conv and linear layers per (3, size, size) image, counted on the meta device.
+
+    Runs a batch of 2 (train-mode BatchNorm needs more than one value per channel) and halves the total."""
     meta = copy.deepcopy(model).to("meta").train(train)
     total = [0]
 
@@ -108,10 +110,10 @@ def count_macs(model, size, train):
     handles = [m.register_forward_hook(hook) for m in meta.modules()
                if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     with torch.no_grad():
-        meta(torch.zeros(1, 3, size, size, device="meta"))
+        meta(torch.zeros(2, 3, size, size, device="meta"))
     for h in handles:
         h.remove()
-    return int(total[0])
+    return int(total[0]) // 2
 
 
 def _hook_activations(model, names, store):
@@ -163,16 +165,21 @@ def run_mode(model, state, network, x, projections, train, dtype):
     loss.backward()
     for h in handles:
         h.remove()
-    result = {k: v.detach().double().numpy() for k, v in outputs.items()}
-    result.update({f"act/{k.split('@')[0]}": v.double().numpy() for k, v in acts.items()})
-    result["grad_input"] = inp.grad.double().numpy()
+    result = {k: _numpy64(v) for k, v in outputs.items()}
+    result.update({f"act/{k.split('@')[0]}": _numpy64(v) for k, v in acts.items()})
+    result["grad_input"] = _numpy64(inp.grad)
     result["loss"] = np.asarray(loss.item())
     if train:
         sd = model.state_dict()
         for key in tracked_bn_keys(model, spec):
-            result[f"state/{key}"] = sd[key].double().numpy()
+            result[f"state/{key}"] = _numpy64(sd[key])
     model.zero_grad(set_to_none=True)
     return result, disabled
+
+
+def _numpy64(tensor):
+    """A float64 NumPy copy (never a view: the model's buffers are overwritten by the next run)."""
+    return tensor.detach().to(torch.float64).numpy().copy()
 
 
 def tracked_bn_keys(model, spec):

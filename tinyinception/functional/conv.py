@@ -7,6 +7,7 @@ already in NCHW order (no transpose).
 """
 from ..autograd import Function
 from .. import kernels
+from ..profiler import section
 from ._windows import check_nchw, output_size, pair
 
 
@@ -30,7 +31,8 @@ class Conv2d(Function):
             cols = cols.reshape(n, groups, -1, out_h * out_w)
         self.weight_matrix = weight.reshape(groups, f // groups, -1)  # (G, F/G, K)
         self.cols = cols if self.needs_input_grad[1] else None
-        out = self.weight_matrix @ cols  # (N, G, F/G, L)
+        with section("gemm"):
+            out = self.weight_matrix @ cols  # (N, G, F/G, L)
         out = out.reshape(n, f, out_h, out_w)
         if bias is not None:
             out += bias.reshape(1, f, 1, 1)
@@ -41,16 +43,18 @@ class Conv2d(Function):
         grad = grad_output.reshape(n, self.groups, f // self.groups, -1)  # (N, G, F/G, L)
         grad_x = grad_weight = grad_bias = None
         if self.needs_input_grad[0]:
-            grad_cols = self.weight_matrix.swapaxes(1, 2) @ grad  # (N, G, K, L)
+            with section("gemm"):
+                grad_cols = self.weight_matrix.swapaxes(1, 2) @ grad  # (N, G, K, L)
             if self.pointwise:
                 grad_x = grad_cols.reshape(self.x_shape)
             else:
                 grad_cols = grad_cols.reshape(n, -1, grad.shape[-1])
                 grad_x = kernels.col2im(grad_cols, self.x_shape, **self.geometry, out_size=self.out_size)
         if self.needs_input_grad[1]:
-            grad_weight = grad[0] @ self.cols[0].swapaxes(1, 2)  # (G, F/G, K), summed over the batch
-            for i in range(1, n):
-                grad_weight += grad[i] @ self.cols[i].swapaxes(1, 2)
+            with section("gemm"):
+                grad_weight = grad[0] @ self.cols[0].swapaxes(1, 2)  # (G, F/G, K), summed over the batch
+                for i in range(1, n):
+                    grad_weight += grad[i] @ self.cols[i].swapaxes(1, 2)
             grad_weight = grad_weight.reshape(f, -1, *self.geometry["kernel_size"])
         if self.needs_input_grad[2]:
             grad_bias = grad_output.sum(axis=(0, 2, 3))

@@ -6,6 +6,7 @@ Networks whose names already equal the reference's register ``identity``.
 import numpy as np
 
 from .. import backend
+from ..nn.module import StateDictError
 
 _TABLES = {}
 
@@ -43,8 +44,8 @@ def _to_numpy(value):
 def load_torch_state_dict(model, state_dict):
     """Load a reference state_dict into ``model`` strictly: every key mapped, every shape checked.
 
-    On any mismatch raises KeyError listing the reference keys with no counterpart here, the model keys the
-    state_dict lacks, and the shape mismatches (reference shape vs ours).
+    On any mismatch raises StateDictError (a KeyError) listing the reference keys the state_dict lacks, the keys
+    with no counterpart in the model, and the shape mismatches (reference shape vs ours).
     """
     table = _table_for(model)
     own = model.state_dict()
@@ -67,7 +68,7 @@ def load_torch_state_dict(model, state_dict):
             lines.append(f"  keys with no counterpart in the model ({len(unexpected)}): {', '.join(unexpected)}")
         if mismatched:
             lines.append(f"  shape mismatches ({len(mismatched)}): " + "; ".join(mismatched))
-        raise KeyError("\n".join(lines))
+        raise StateDictError("\n".join(lines))
     model.load_state_dict(converted, strict=True)
     return model
 

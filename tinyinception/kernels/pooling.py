@@ -150,12 +150,12 @@ def _clipped_window(o, stride, pad, kernel, size):
 def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw):
     """x_planes: (P, H, W) -> out_planes, argmax_planes: (P, out_h, out_w), filled in place.
 
-    Fast because: one thread per (n, c) plane; the work is organised as for each output row,
-    for each window tap (i, j), one pass along the output row (``out_row[ow]`` against
-    ``x_row[ow*sw + j - pw]``), with the in-bounds ``ow`` range computed once per tap. The inner
-    loop is long, contiguous and branch-light instead of a tiny 3x3 loop per output, and there is
-    no padded copy and no -inf fill of the input. Taps are visited row by row, so for every
-    output the candidates arrive in PyTorch's scan order and the first maximum wins ties.
+    Fast because: one thread per (n, c) plane; each window is clipped to the input once, so the
+    scan reads only real pixels through 1-D row views (no padded copy, no -inf fill, no bounds
+    tests inside), and the running maximum and its index stay in registers until the single
+    store per output. (A tap-by-tap pass along the output row was measured slower: its
+    conditional stores of value and index do not vectorise.) Scanning row by row makes the
+    first maximum win ties, as in PyTorch.
     """
     planes, height, width = x_planes.shape
     out_h, out_w = out_planes.shape[1], out_planes.shape[2]
@@ -166,20 +166,18 @@ def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw
             argmax_row = argmax_planes[plane, oh]
             h_first, h_end, _ = _clipped_window(oh, sh, ph, kh, height)
             for ow in range(out_w):
-                w_first = max(ow * sw - pw, 0)
-                out_row[ow] = -np.inf
-                argmax_row[ow] = h_first * width + w_first
-            for ih in range(h_first, h_end):
-                x_row = x_plane[ih]
-                for j in range(kw):
-                    w_offset = j - pw
-                    ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
-                    for ow in range(ow_lo, ow_hi):
-                        iw = ow * sw + w_offset
+                w_first, w_end, _ = _clipped_window(ow, sw, pw, kw, width)
+                best = -np.inf
+                best_index = h_first * width + w_first
+                for ih in range(h_first, h_end):
+                    x_row = x_plane[ih]
+                    for iw in range(w_first, w_end):
                         value = x_row[iw]
-                        if value > out_row[ow] or np.isnan(value):
-                            out_row[ow] = value
-                            argmax_row[ow] = ih * width + iw
+                        if value > best or value != value:  # value != value: NaN takes over
+                            best = value
+                            best_index = ih * width + iw
+                out_row[ow] = best
+                argmax_row[ow] = best_index
 
 
 @njit(parallel=True, cache=True)

@@ -1,0 +1,1 @@
+"""tinyinception's benchmark suite: ``python -m benchmarks --suite ops|blocks|models|train``."""

@@ -1,0 +1,110 @@
+"""Timing helpers shared by every benchmark suite: medians after warm-up, BLAS report, result tables and JSON.
+
+Every case runs here and in PyTorch (when installed) in the same process, on the same data, and reports
+``ratio = our time / PyTorch's time`` (below 1.0: we are faster).
+"""
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+import tinyinception as ti
+
+BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+@dataclass
+class Result:
+    suite: str
+    name: str
+    variant: str  # e.g. "forward", "forward+backward", "train step"
+    seconds: dict = field(default_factory=dict)  # implementation -> median seconds ("numba", "numpy", "torch")
+    flops: float = 0.0  # floating point operations of one run (2 per multiply-add), 0 if not counted
+    gemm_share: float = None  # fraction of our (numba) time spent in matrix products
+    extra: dict = field(default_factory=dict)
+
+    def ratio(self, implementation="numba"):
+        if "torch" not in self.seconds or implementation not in self.seconds:
+            return None
+        return self.seconds[implementation] / self.seconds["torch"]
+
+    def gflops(self, implementation="numba"):
+        if not self.flops or implementation not in self.seconds:
+            return None
+        return self.flops / self.seconds[implementation] / 1e9
+
+
+def median_seconds(fn, repeats=7, warmup=2, min_time=0.0):
+    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def gemm_share(fn):
+    """Fraction of one run of ``fn`` spent inside matrix products (``ti.profiler`` section "gemm")."""
+    with ti.profiler.profile() as profile:
+        fn()
+    return profile.share("gemm")
+
+
+def torch_or_none():
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(os.cpu_count() or 1)
+    return torch
+
+
+def blas_report():
+    """Which BLAS NumPy (and torch) use, with their kernel and threads (threadpoolctl when installed)."""
+    lines = [f"NumPy {np.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+             f"kernels: {ti.get_kernels()}"]
+    leftovers = {k: os.environ[k] for k in BLAS_VARIABLES if k in os.environ}
+    lines.append(f"OPENBLAS_* in this process: {leftovers or 'unset'}")
+    try:
+        from threadpoolctl import threadpool_info
+        for pool in threadpool_info():
+            lines.append(f"  {pool.get('internal_api')} {pool.get('version')} kernel={pool.get('architecture')} "
+                         f"threads={pool.get('num_threads')} ({os.path.basename(pool.get('filepath', ''))})")
+    except ImportError:
+        lines.append("  (install threadpoolctl to see the BLAS kernel in use)")
+    torch = torch_or_none()
+    if torch is not None:
+        lines.append(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
+    return "\n".join(lines)
+
+
+def format_table(results):
+    header = (f"{'suite':7s} {'case':44s} {'variant':17s} {'numba ms':>9s} {'numpy ms':>9s} {'torch ms':>9s} "
+              f"{'ratio':>6s} {'GFLOP/s':>8s} {'gemm':>5s}")
+    lines = [header, "-" * len(header)]
+    for r in results:
+        def ms(key):
+            return f"{r.seconds[key] * 1e3:9.2f}" if key in r.seconds else f"{'-':>9s}"
+        ratio = r.ratio()
+        gflops = r.gflops()
+        lines.append(
+            f"{r.suite:7s} {r.name[:44]:44s} {r.variant:17s} {ms('numba')} {ms('numpy')} {ms('torch')} "
+            f"{(f'{ratio:6.2f}' if ratio is not None else '     -')} "
+            f"{(f'{gflops:8.1f}' if gflops is not None else '       -')} "
+            f"{(f'{r.gemm_share:5.0%}' if r.gemm_share is not None else '    -')}"
+        )
+    return "\n".join(lines)
+
+
+def write_json(results, path, header):
+    payload = {"environment": header, "results": [dict(asdict(r), ratio=r.ratio()) for r in results]}
+    with open(path + ".tmp", "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(path + ".tmp", path)
