@@ -15,6 +15,14 @@ from tinyinception.train import read_metrics
 CLASSES = 3
 
 
+@pytest.fixture(autouse=True)
+def _numpy_kernels():
+    """The trainer is under test, not the kernels: the NumPy ones cost ~1 ms a step on these tiny shapes, while
+    Numba's parallel kernels pay a thread start-up per call that dominates tiny inputs on a busy machine."""
+    with ti.using_kernels("numpy"):
+        yield
+
+
 class TinyNet(nn.Module):
     """Conv-BN-ReLU, global average pool, dropout, linear: a real CNN in a few hundred parameters."""
 

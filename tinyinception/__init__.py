@@ -15,6 +15,7 @@ from .gradcheck import gradcheck, GradcheckError
 from . import nn
 from . import optim
 from . import models, interop
+from .summary import summary
 from . import train
 
 __version__ = "0.1.0"

@@ -125,8 +125,12 @@ def _col2im_planes(cols_planes, grad_planes, kh, kw, sh, sw, ph, pw, dh, dw, out
                         continue
                     grad_row = grad_plane[ih]
                     base = oh * out_w
-                    for ow in range(ow_lo, ow_hi):
-                        grad_row[ow * sw + w_offset] += cols_row[base + ow]
+                    if sw == 1:  # contiguous: the loop vectorises
+                        for ow in range(ow_lo, ow_hi):
+                            grad_row[ow + w_offset] += cols_row[base + ow]
+                    else:
+                        for ow in range(ow_lo, ow_hi):
+                            grad_row[ow * sw + w_offset] += cols_row[base + ow]
 
 
 def im2col_numba(x, kernel_size, stride, padding, dilation, out_size):

@@ -139,11 +139,9 @@ def avg_pool2d_backward_numpy(grad_out, x_shape, kernel_size, stride, padding, o
 # ----------------------------------------------------------------------------------------------
 @njit(cache=True)
 def _clipped_window(o, stride, pad, kernel, size):
-    """(first, end, pool) of window ``o`` along one axis: in-bounds [first, end), and PyTorch's
-    pool length (padding counted, ceil-mode overhang not)."""
+    """(first, end): the in-bounds rows (or columns) [first, end) of window ``o`` along one axis."""
     start = o * stride - pad
-    end = min(start + kernel, size + pad)
-    return max(start, 0), min(end, size), end - start
+    return max(start, 0), min(start + kernel, size)
 
 
 @njit(parallel=True, cache=True)
@@ -164,9 +162,9 @@ def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw
         for oh in range(out_h):
             out_row = out_planes[plane, oh]
             argmax_row = argmax_planes[plane, oh]
-            h_first, h_end, _ = _clipped_window(oh, sh, ph, kh, height)
+            h_first, h_end = _clipped_window(oh, sh, ph, kh, height)
             for ow in range(out_w):
-                w_first, w_end, _ = _clipped_window(ow, sw, pw, kw, width)
+                w_first, w_end = _clipped_window(ow, sw, pw, kw, width)
                 best = -np.inf
                 best_index = h_first * width + w_first
                 for ih in range(h_first, h_end):
@@ -199,8 +197,8 @@ def _avg_pool_planes(x_planes, out_planes, kh, kw, sh, sw, ph, pw, divisor_h, di
 
     ``divisor_h[oh] * divisor_w[ow]`` is PyTorch's divisor (it factorises per axis). Fast
     because: one thread per plane; for each output row the window taps are summed in long
-    contiguous passes along the row (in-bounds ``ow`` range computed once per tap), no padded
-    copy; the division happens once per output at the end.
+    contiguous passes along the row (in-bounds ``ow`` range computed once per tap; vectorised
+    when the stride is 1), no padded copy; the division happens once per output at the end.
     """
     planes, height, width = x_planes.shape
     out_h, out_w = out_planes.shape[1], out_planes.shape[2]
@@ -209,14 +207,18 @@ def _avg_pool_planes(x_planes, out_planes, kh, kw, sh, sw, ph, pw, divisor_h, di
         for oh in range(out_h):
             out_row = out_planes[plane, oh]
             out_row[:] = 0
-            h_first, h_end, _ = _clipped_window(oh, sh, ph, kh, height)
+            h_first, h_end = _clipped_window(oh, sh, ph, kh, height)
             for ih in range(h_first, h_end):
                 x_row = x_plane[ih]
                 for j in range(kw):
                     w_offset = j - pw
                     ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
-                    for ow in range(ow_lo, ow_hi):
-                        out_row[ow] += x_row[ow * sw + w_offset]
+                    if sw == 1:  # contiguous: the loop vectorises
+                        for ow in range(ow_lo, ow_hi):
+                            out_row[ow] += x_row[ow + w_offset]
+                    else:
+                        for ow in range(ow_lo, ow_hi):
+                            out_row[ow] += x_row[ow * sw + w_offset]
             row_divisor = divisor_h[oh]
             for ow in range(out_w):
                 out_row[ow] = out_row[ow] / (row_divisor * divisor_w[ow])
@@ -235,17 +237,23 @@ def _avg_pool_backward_planes(grad_out_planes, grad_planes, kh, kw, sh, sw, ph, 
     out_h, out_w = grad_out_planes.shape[1], grad_out_planes.shape[2]
     for plane in prange(planes):
         grad_plane = grad_planes[plane]
+        share = np.empty(out_w, dtype=grad_planes.dtype)  # one small buffer per plane
         for oh in range(out_h):
             grad_out_row = grad_out_planes[plane, oh]
-            row_divisor = divisor_h[oh]
-            h_first, h_end, _ = _clipped_window(oh, sh, ph, kh, height)
+            for ow in range(out_w):  # this row's share of each window's gradient
+                share[ow] = grad_out_row[ow] / (divisor_h[oh] * divisor_w[ow])
+            h_first, h_end = _clipped_window(oh, sh, ph, kh, height)
             for ih in range(h_first, h_end):
                 grad_row = grad_plane[ih]
                 for j in range(kw):
                     w_offset = j - pw
                     ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
-                    for ow in range(ow_lo, ow_hi):
-                        grad_row[ow * sw + w_offset] += grad_out_row[ow] / (row_divisor * divisor_w[ow])
+                    if sw == 1:  # contiguous: the loop vectorises
+                        for ow in range(ow_lo, ow_hi):
+                            grad_row[ow + w_offset] += share[ow]
+                    else:
+                        for ow in range(ow_lo, ow_hi):
+                            grad_row[ow * sw + w_offset] += share[ow]
 
 
 def max_pool2d_forward_numba(x, kernel_size, stride, padding, out_size):

@@ -322,9 +322,12 @@ class InceptionResNetV2(_InceptionResNetTrunk):
         """x: (N, 3, H, W) -> (N, 1536, h, w), before the pool."""
         return self.conv2d_7b(self.trunk(x))
 
+    def classifier(self, features):
+        """features: (N, 1536, h, w) -> logits (N, num_classes): global average pool, dropout, fc."""
+        return self.fc(self.dropout(F.global_avg_pool2d(features)))
+
     def forward(self, x):
-        pooled = F.global_avg_pool2d(self.features(x))
-        return self.fc(self.dropout(pooled))
+        return self.classifier(self.features(x))
 
 
 HEADS = ("plain", "facenet")
@@ -362,11 +365,15 @@ class InceptionResNetV1(_InceptionResNetTrunk):
             channels = embedding
         self.fc = nn.Linear(channels, num_classes)
 
-    def forward(self, x):
-        x = self.dropout(F.global_avg_pool2d(self.trunk(x)))
+    def classifier(self, features):
+        """features: (N, 1792, h, w) -> logits (N, num_classes) through the chosen head."""
+        x = self.dropout(F.global_avg_pool2d(features))
         if self.head == "facenet":
             x = self.embedding_bn(self.embedding(x))
         return self.fc(x)
+
+    def forward(self, x):
+        return self.classifier(self.trunk(x))
 
 
 @register("inception_resnet_v2")

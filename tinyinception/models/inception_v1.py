@@ -69,6 +69,11 @@ GOOGLENET_STAGES = [
 ]
 AUX_AFTER = {"inception4a": "aux1", "inception4d": "aux2"}  # the auxiliary classifiers read these blocks' outputs
 
+# Smallest input side for which every pool still has a window (PyTorch's ceil-mode output-size rule), keyed by
+# (paper, small_input): (without the aux heads running, with them). torchvision states 15 for its layout; the
+# paper's 3x3 maxpool4 needs 31, and its 5x5/3 aux pooling needs a 5x5 map after 4a (79 at train time).
+MIN_SIZES = {(False, False): (15, 15), (True, False): (31, 79), (False, True): (4, 4), (True, True): (8, 20)}
+
 # torchvision's transform_input: x_c * (std_c / 0.5) + (mean_c - 0.5) / 0.5 with ImageNet's mean and std.
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -157,7 +162,7 @@ class GoogLeNet(nn.Module):
         super().__init__()
         self.aux_logits, self.transform_input = aux_logits, transform_input
         self.paper, self.small_input = paper, small_input
-        self.min_size = 8 if small_input else 15
+        self.min_sizes = MIN_SIZES[(paper, small_input)]
         unit = _unit(paper)
         c64, c192 = scaled(64, width), scaled(192, width)
         if small_input:
@@ -199,6 +204,15 @@ class GoogLeNet(nn.Module):
                                    conv_channels=scaled(128, width), hidden=scaled(1024, width))
                 setattr(self, AUX_AFTER[name], aux)
 
+    @property
+    def min_size(self):
+        """Smallest H and W accepted now (the paper's aux heads need more, and they run only in training)."""
+        return self.min_sizes[1] if self.training and self.aux_logits else self.min_sizes[0]
+
+    def _label(self):
+        options = [name for name, on in (("paper", self.paper), ("small_input", self.small_input)) if on]
+        return "GoogLeNet" + (f" ({', '.join(options)})" if options else "")
+
     def _transform_input(self, x):
         """torchvision's input conversion: ImageNet-normalised -> (x - 0.5) / 0.5 scaling, per channel."""
         xp = backend.get_array_module(x.data)
@@ -216,7 +230,7 @@ class GoogLeNet(nn.Module):
         return self.maxpool2(x)
 
     def forward(self, x):
-        check_input_size("GoogLeNet" + (" (small_input)" if self.small_input else ""), x, self.min_size)
+        check_input_size(self._label(), x, self.min_size)
         if self.transform_input:
             x = self._transform_input(x)
         x = self._stem(x)

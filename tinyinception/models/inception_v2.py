@@ -129,6 +129,11 @@ class ReductionBN(nn.Module):
         self.out_channels = ch3x3 + ch3x3dbl + in_channels
 
     def forward(self, x):
+        if x.ndim == 4 and (x.shape[2] % 2 or x.shape[3] % 2):
+            raise ValueError(f"BN-Inception reduction block: input map {x.shape[2]}x{x.shape[3]} must have even "
+                             "sides (on odd sides the stride-2 convolutions and the ceil-mode pool disagree by one); "
+                             "pick an input size whose map here is even, e.g. 224 (inputs 31-38, 63-70, ..., "
+                             "223-230 work, 32x32 with small_input)")
         branches = [self.branch_3x3(x), self.branch_3x3dbl(x), self.branch_pool(x)]
         return F.concat(branches, dim=1)
 
@@ -142,7 +147,7 @@ class BNInception(nn.Module):
     def __init__(self, num_classes=1000, width=1.0, small_input=False):
         super().__init__()
         self.small_input = small_input
-        self.min_size = 4 if small_input else 29
+        self.min_size = 8 if small_input else 31
         c64, c192 = scaled(64, width), scaled(192, width)
         if small_input:
             self.conv1 = ConvBNReLU(3, c64, 3, padding=1)
