@@ -14,6 +14,7 @@ from . import cuda, profiler
 from .gradcheck import gradcheck, GradcheckError
 from . import nn
 from . import optim
+from . import data
 from . import models, interop
 from .summary import summary
 from . import train
