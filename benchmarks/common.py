@@ -38,15 +38,33 @@ class Result:
         return self.flops / self.seconds[implementation] / 1e9
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = {"name": "wall"}
+
+
+def set_clock(name):
+    """``"wall"`` (default) or ``"cpu"``: process CPU time, which stays meaningful on a loaded machine but only
+    compares like with like when everything runs on ONE thread (``--threads 1``): with more threads it adds up
+    the time of every thread, spinning included."""
+    if name not in CLOCKS:
+        raise ValueError(f"set_clock: expected one of {', '.join(CLOCKS)}, got {name!r}")
+    _clock["name"] = name
+
+
+def clock_name():
+    return _clock["name"]
+
+
 def median_seconds(fn, repeats=7, warmup=2, min_time=0.0):
-    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    """Median time of ``fn()`` over ``repeats`` runs after ``warmup`` runs (on the clock chosen by set_clock)."""
+    clock = CLOCKS[_clock["name"]]
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
@@ -62,14 +80,22 @@ def torch_or_none():
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(os.cpu_count() or 1)
+    threads = int(os.environ.get("TINYINCEPTION_BENCH_THREADS", 0)) or os.cpu_count() or 1
+    torch.set_num_threads(threads)
     return torch
+
+
+def load_average():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
 
 
 def blas_report():
     """Which BLAS NumPy (and torch) use, with their kernel and threads (threadpoolctl when installed)."""
     lines = [f"NumPy {np.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-             f"kernels: {ti.get_kernels()}"]
+             f"kernels: {ti.get_kernels()}, clock: {clock_name()}, load average {load_average():.2f}"]
     leftovers = {k: os.environ[k] for k in BLAS_VARIABLES if k in os.environ}
     lines.append(f"OPENBLAS_* in this process: {leftovers or 'unset'}")
     try:
@@ -79,6 +105,11 @@ def blas_report():
                          f"threads={pool.get('num_threads')} ({os.path.basename(pool.get('filepath', ''))})")
     except ImportError:
         lines.append("  (install threadpoolctl to see the BLAS kernel in use)")
+    try:
+        import numba
+        lines.append(f"Numba {numba.__version__}, {numba.get_num_threads()} threads")
+    except ImportError:
+        pass
     torch = torch_or_none()
     if torch is not None:
         lines.append(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -86,20 +117,28 @@ def blas_report():
 
 
 def format_table(results):
-    header = (f"{'suite':7s} {'case':44s} {'variant':17s} {'numba ms':>9s} {'numpy ms':>9s} {'torch ms':>9s} "
+    """The timing results as one table, then the memory results (if any) as a second one."""
+    timed = [r for r in results if r.seconds]
+    header = (f"{'suite':7s} {'case':50s} {'variant':17s} {'numba ms':>9s} {'numpy ms':>9s} {'torch ms':>9s} "
               f"{'ratio':>6s} {'GFLOP/s':>8s} {'gemm':>5s}")
     lines = [header, "-" * len(header)]
-    for r in results:
+    for r in timed:
         def ms(key):
             return f"{r.seconds[key] * 1e3:9.2f}" if key in r.seconds else f"{'-':>9s}"
         ratio = r.ratio()
         gflops = r.gflops()
         lines.append(
-            f"{r.suite:7s} {r.name[:44]:44s} {r.variant:17s} {ms('numba')} {ms('numpy')} {ms('torch')} "
+            f"{r.suite:7s} {r.name[:50]:50s} {r.variant:17s} {ms('numba')} {ms('numpy')} {ms('torch')} "
             f"{(f'{ratio:6.2f}' if ratio is not None else '     -')} "
             f"{(f'{gflops:8.1f}' if gflops is not None else '       -')} "
             f"{(f'{r.gemm_share:5.0%}' if r.gemm_share is not None else '    -')}"
         )
+    memory = [r for r in results if r.suite == "memory"]
+    if memory:
+        lines += ["", f"{'training step peak memory above imports':50s} {'ours MiB':>9s} {'torch MiB':>9s} {'ratio':>6s}"]
+        for r in memory:
+            lines.append(f"{r.name[:50]:50s} {r.extra['numba_peak_mib']:9.1f} {r.extra['torch_peak_mib']:9.1f} "
+                         f"{r.extra['memory_ratio']:6.2f}")
     return "\n".join(lines)
 
 

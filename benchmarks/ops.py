@@ -16,7 +16,7 @@ def _conv(x_shape, w_shape, **kw):
                 theirs=lambda tF, x, w: tF.conv2d(x, w, **kw), flops_per_pixel=flops, kw=kw)
 
 
-def cases(batch):
+def _cases(batch):
     n = batch
     return {
         "conv 1x1 192->64 @28 (3a branch1)": _conv((n, 192, 28, 28), (64, 192, 1, 1)),
@@ -85,12 +85,15 @@ def _run_ours(case, arrays, kernels, backward):
         return run
 
 
-def run(quick=False, repeats=7, implementations=("numba", "numpy")):
+def run(quick=False, repeats=7, implementations=("numba", "numpy"), cases=None):
+    selected = cases
     torch = torch_or_none()
     batch = 8 if quick else 32
     rng = np.random.default_rng(0)
     results = []
-    for name, case in cases(batch).items():
+    for name, case in _cases(batch).items():
+        if selected and not any(c in name for c in selected):
+            continue
         arrays = [rng.standard_normal(s).astype(np.float32) for s in case["shapes"]]
         with ti.no_grad():
             out_shape = case["ours"](*[ti.Tensor(a) for a in arrays]).shape

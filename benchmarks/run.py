@@ -1,6 +1,6 @@
 """Run the benchmark suites and print one table (and JSON).
 
-    python -m benchmarks --suite ops            # or blocks, models, train, all
+    python -m benchmarks --suite ops            # or blocks, train, memory, all
     python benchmarks/run.py --suite ops --quick --json results.json
 
 Our time and PyTorch's are measured in the same process on the same data; ``ratio`` = ours / PyTorch's
@@ -12,42 +12,62 @@ import importlib
 import os
 import sys
 
-SUITES = ("ops", "blocks", "models", "train")
+SUITES = ("ops", "blocks", "train", "memory")
 
 
-def _reexec_without_blas_overrides():
-    """Variables read when NumPy loads cannot be changed afterwards: restart this process without them."""
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+                    "TINYINCEPTION_BENCH_THREADS")
+
+
+def _reexec(keep_blas_env, threads):
+    """Variables read when NumPy, Numba and torch load cannot be changed afterwards: restart this process once
+    without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE and, with ``--threads``, with every library on that many threads."""
     from benchmarks.common import BLAS_VARIABLES
-    if any(k in os.environ for k in BLAS_VARIABLES) and not os.environ.get("TINYINCEPTION_BENCH_REEXEC"):
-        env = {k: v for k, v in os.environ.items() if k not in BLAS_VARIABLES}
+    if os.environ.get("TINYINCEPTION_BENCH_REEXEC"):
+        return
+    env = dict(os.environ)
+    if not keep_blas_env:
+        for k in BLAS_VARIABLES:
+            env.pop(k, None)
+    if threads:
+        env.update({k: str(threads) for k in THREAD_VARIABLES})
+    if env != dict(os.environ):
         env["TINYINCEPTION_BENCH_REEXEC"] = "1"
         os.execve(sys.executable, [sys.executable, "-m", "benchmarks"] + sys.argv[1:], env)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="tinyinception benchmarks, side by side with PyTorch")
-    parser.add_argument("--suite", default="ops", choices=SUITES + ("all",))
+    parser.add_argument("--suite", default="ops", choices=SUITES + ("models", "all"),
+                        help="models: the train and memory suites")
     parser.add_argument("--quick", action="store_true", help="smaller batches, fewer repeats")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--keep-blas-env", action="store_true", help="do not unset OPENBLAS_* variables")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="run BLAS, Numba and torch on this many threads (default: all cores)")
+    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                        help="cpu: process CPU time, for a loaded machine; meaningful with --threads 1 only")
+    parser.add_argument("--cases", nargs="*", default=None, help="only the cases whose name contains one of these")
     args = parser.parse_args(argv)
-    if not args.keep_blas_env:
-        _reexec_without_blas_overrides()
+    _reexec(args.keep_blas_env, args.threads)
 
-    from benchmarks.common import blas_report, format_table, write_json
+    from benchmarks.common import blas_report, format_table, set_clock, write_json
+    set_clock(args.clock)
     header = blas_report()
     print(header, flush=True)
     repeats = args.repeats or (3 if args.quick else 7)
     results = []
-    for suite in (SUITES if args.suite == "all" else (args.suite,)):
+    suites = {"all": SUITES, "models": ("train", "memory")}.get(args.suite, (args.suite,))
+    for suite in suites:
         print(f"\n== suite {suite} ==", flush=True)
         try:
             module = importlib.import_module(f"benchmarks.{suite}")
         except ImportError as error:
             print(f"suite {suite} is not available: {error}")
             continue
-        results.extend(module.run(quick=args.quick, repeats=repeats))
+        options = {"cases": args.cases} if args.cases else {}
+        results.extend(module.run(quick=args.quick, repeats=repeats, **options))
     print("\nratio = our time / PyTorch's time (below 1.0: faster than PyTorch)\n")
     print(format_table(results))
     if args.json:

@@ -189,10 +189,7 @@ def cmd_summary(args):
     from .summary import summary
     model = build_model(args.model, {"num_classes": args.num_classes, "width": args.width,
                                      "small_input": args.small_input})
-    report = summary(model, tuple(args.input_size))
-    if report is not None:
-        print(report)
-    return report
+    return summary(model, tuple(args.input_size), max_depth=args.depth, show=True)   # prints the table
 
 
 def cmd_models(args):
@@ -247,6 +244,7 @@ def build_parser():
     summary.add_argument("--input-size", type=int, nargs=3, default=(3, 32, 32), metavar=("C", "H", "W"))
     summary.add_argument("--width", type=float, default=1.0)
     summary.add_argument("--num-classes", type=int, default=10)
+    summary.add_argument("--depth", type=int, help="show rows up to this nesting depth (1 = blocks only)")
     summary.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=True,
                          help="the 32x32 stem (default; --no-small-input for the ImageNet stem)")
     summary.set_defaults(handler=cmd_summary)

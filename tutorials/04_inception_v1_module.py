@@ -97,9 +97,10 @@ def step_2_naive_costs(naive):
 
 def step_3_reduced_module(naive_result):
     section("3. The same module with 1x1 reductions (what GoogLeNet uses)")
-    print(f"A 1x1 convolution first squeezes the 192 channels to {CH3X3_RED} (before the 3x3) and to {CH5X5_RED} (before\n"
-          f"the 5x5); a 1x1 projection after the pool brings its 192 channels down to {POOL_PROJ}. The 3x3 and 5x5\n"
-          "convolutions then work on far fewer input channels. (paper=True: a true 5x5, as in the paper.)")
+    print(f"A 1x1 convolution first squeezes the 192 channels to {CH3X3_RED} (before the 3x3) and to "
+          f"{CH5X5_RED} (before\nthe 5x5); a 1x1 projection after the pool brings its 192 channels down to "
+          f"{POOL_PROJ}. The 3x3 and 5x5\nconvolutions then work on far fewer input channels. "
+          "(paper=True: a true 5x5, as in the paper.)")
     reduced = Inception(IN_CHANNELS, CH1X1, CH3X3_RED, CH3X3, CH5X5_RED, CH5X5, POOL_PROJ, paper=True)
     result = branch_table(reduced, "Module with reductions (paper Figure 2b) at inception (3a)")
     five_naive, five_reduced = naive_result.row("branch_5x5").macs, result.row("branch_5x5").macs
@@ -138,8 +139,9 @@ def step_4_timing(naive, reduced, quick):
         print(f"  {name:12s} {1e3 * t_naive:10.1f} {1e3 * t_reduced:10.1f}")
     t_naive, t_reduced = time_call(naive, x, repeats), time_call(reduced, x, repeats)
     print(f"  {'module':12s} {1e3 * t_naive:10.1f} {1e3 * t_reduced:10.1f}")
-    print("Multiply-adds predict the big differences. They miss memory traffic: the naive pool branch costs no\n"
-          "arithmetic yet moves 192 channels, and the tiny 1x1 layers run at lower efficiency than big ones.")
+    print("Multiply-adds predict the big differences (the 3x3 and 5x5 branches). They miss memory traffic: a\n"
+          "max pool costs no multiply-adds yet reads every input value, so both pool branches take real time.\n"
+          "Timings on a shared machine jump around; run the script twice to see the spread.")
 
 
 def step_5_googlenet(quick):

@@ -82,3 +82,19 @@ def test_plain_sequence_dataset_without_get_batch():
     assert [images.shape for images, _ in batches] == [(3, 1, 2, 2), (3, 1, 2, 2), (1, 1, 2, 2)]
     np.testing.assert_array_equal(batches[1][1], [0, 1, 2])
     assert batches[1][1].dtype == np.int64
+
+
+def test_array_dataset_keeps_float64_and_checks_inputs():
+    data = np.random.default_rng(0).random((4, 1, 2, 2))
+    ds = ArrayDataset(data, np.array([0, 1, 0, 1]), ["a", "b"])
+    images, labels = next(iter(DataLoader(ds, batch_size=4)))
+    assert images.dtype == np.float64 and labels.dtype == np.int64
+    np.testing.assert_array_equal(images, data)
+    with pytest.raises(ValueError, match=r"targets must be \(4,\)"):
+        ArrayDataset(data, np.zeros(3, np.int64), ["a"])
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
+        ArrayDataset(data, np.array([0, 1, 2, 0]), ["a", "b"])
+    with pytest.raises(TypeError, match="uint8 .* or float"):
+        ArrayDataset(data.astype(np.int32), np.zeros(4, np.int64), ["a"])
+    with pytest.raises(ValueError, match=r"data must be \(N, C, H, W\)"):
+        ArrayDataset(data[0], np.zeros(1, np.int64), ["a"])

@@ -5,6 +5,7 @@ Every dataset in ``tinyinception.data`` is an :class:`ArrayDataset`:
     len(ds)                  -> number of examples N
     ds[i]                    -> (image: (C, H, W) float32 in [0, 1], label: int)
     ds.get_batch(indices)    -> (images: (B, C, H, W) float32 in [0, 1], labels: (B,) int64)
+                                (float32 for uint8 storage; float storage is served in its own dtype)
     ds.images, ds.labels     -> the whole set: (N, C, H, W) float32 and (N,) int64
     ds.classes               -> list of class names, ds.classes[label]
 
@@ -18,17 +19,19 @@ import numpy as np
 def to_float_images(data):
     """Convert stored pixels to float32 in [0, 1].
 
-    data: (..., C, H, W) uint8 (divided by 255) or a float array (cast to float32, values kept).
+    data: (..., C, H, W) uint8 (divided by 255, giving float32) or a float array (returned as it is: float64
+    pixels stay float64, never silently narrowed).
     """
     if data.dtype == np.uint8:
         return data.astype(np.float32) * np.float32(1.0 / 255.0)
-    return data.astype(np.float32, copy=False)
+    return data
 
 
 class ArrayDataset:
     """A dataset held in memory: ``data`` (N, C, H, W) uint8 or float, ``targets`` (N,) int64.
 
-    data:    (N, C, H, W) pixels, uint8 in [0, 255] or float in [0, 1]
+    data:    (N, C, H, W) pixels, uint8 in [0, 255] (served as float32 in [0, 1]) or float in [0, 1] (served in
+             its own dtype, so a float64 dataset gives float64 batches)
     targets: (N,) integer labels in [0, len(classes))
     classes: class names, one per label value
     """
@@ -41,6 +44,9 @@ class ArrayDataset:
         if targets.shape != (data.shape[0],):
             raise ValueError(f"{type(self).__name__}: targets must be ({data.shape[0]},) to match data, "
                              f"got shape {targets.shape}")
+        if data.dtype != np.uint8 and not np.issubdtype(data.dtype, np.floating):
+            raise TypeError(f"{type(self).__name__}: data must be uint8 (0-255) or float (0-1), got dtype "
+                            f"{data.dtype}")
         if not np.issubdtype(targets.dtype, np.integer):
             raise TypeError(f"{type(self).__name__}: targets must be integers, got dtype {targets.dtype}")
         self.data = data
@@ -67,7 +73,8 @@ class ArrayDataset:
 
     @property
     def images(self):
-        """All images, (N, C, H, W) float32 in [0, 1]. A new array on every access: N*C*H*W*4 bytes."""
+        """All images, (N, C, H, W) float in [0, 1]. For uint8 storage, a new float32 array on every access
+        (N*C*H*W*4 bytes): prefer get_batch or a DataLoader for large sets."""
         return to_float_images(self.data)
 
     @property

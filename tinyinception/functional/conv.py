@@ -1,12 +1,24 @@
 """2-D convolution as matrix products: im2col + GEMM, and a plain GEMM for 1x1 stride-1 convolutions.
 
 Shapes: x (N, C, H, W), weight (F, C/groups, kh, kw), bias (F,), out (N, F, out_h, out_w).
-With G groups, channels split into G independent slices: cols (N, G, K, L) where K = C/G*kh*kw and
-L = out_h*out_w, weight (G, F/G, K), and ``out = weight @ cols`` is one batched matrix product (N*G GEMMs),
-already in NCHW order (no transpose).
+
+Two ways to lay the products out, with the same result:
+
+* per image (the reference, used by the NumPy and CuPy kernels and for groups > 1): with G groups, channels
+  split into G independent slices: cols (N, G, K, L) where K = C/G*kh*kw and L = out_h*out_w, weight
+  (G, F/G, K), and ``out = weight @ cols`` is one batched matrix product (N*G GEMMs), already in NCHW order.
+* channel-major (the Numba kernels, groups == 1; see `tinyinception.kernels.layout`): cols (K, N*L) and
+  ``out = weight (F, K) @ cols`` is ONE large GEMM whose (F, N*L) result is the output laid out channel-major,
+  so no transpose is ever needed and the next layer reads it as it is. Backward is two more large GEMMs:
+  ``grad_weight = grad (F, N*L) @ cols.T`` and ``grad_cols = weight.T @ grad``.
+
+A 1x1 stride-1 convolution needs no im2col at all: its cols are the input itself.
+The columns of a kxk convolution are not kept for backward (they are 9x the input for a 3x3); backward
+unfolds the saved input again, which costs a fraction of the products and keeps memory near PyTorch's.
 """
 from ..autograd import Function
-from .. import kernels
+from .. import backend, kernels
+from ..kernels import layout
 from ..profiler import section
 from ._windows import check_nchw, output_size, pair
 
@@ -15,14 +27,78 @@ def _is_pointwise(kernel, stride, padding, dilation):
     return kernel == (1, 1) and stride == (1, 1) and padding == (0, 0)
 
 
+def _uses_channel_major(x, groups):
+    """The one-GEMM channel-major path: CPU arrays on the Numba kernels, without groups."""
+    return groups == 1 and backend.kernels_for(x) == "numba"
+
+
 class Conv2d(Function):
     def forward(self, x, weight, bias, stride, padding, dilation, groups):
-        n, c, h, w = x.shape
         f, _, kh, kw = weight.shape
         self.geometry = dict(kernel_size=(kh, kw), stride=stride, padding=padding, dilation=dilation)
         self.out_size = output_size("conv2d", x.shape, (kh, kw), stride, padding, dilation)
-        self.x_shape, self.groups = x.shape, groups
+        self.x_shape, self.weight_shape, self.groups = x.shape, weight.shape, groups
         self.pointwise = _is_pointwise((kh, kw), stride, padding, dilation)
+        self.channel_major = _uses_channel_major(x, groups)
+        if self.channel_major:
+            out = self._forward_channel_major(x, weight)
+        else:
+            out = self._forward_per_image(x, weight)
+        if bias is not None:
+            out += bias.reshape(1, f, 1, 1)
+        return out
+
+    def backward(self, grad_output):
+        if self.channel_major:
+            grad_x, grad_weight = self._backward_channel_major(grad_output)
+        else:
+            grad_x, grad_weight = self._backward_per_image(grad_output)
+        grad_bias = grad_output.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias, None, None, None, None
+
+    # --- channel-major: one GEMM for the whole batch -----------------------------------------------------------
+    def _columns(self, x):
+        """(K, N*L): the input itself for a 1x1 stride-1 convolution (a view when x is channel-major)."""
+        if self.pointwise:
+            return layout.channel_rows(x)
+        return kernels.im2col_channel_major(x, **self.geometry, out_size=self.out_size)
+
+    def _forward_channel_major(self, x, weight):
+        n = x.shape[0]
+        f = weight.shape[0]
+        out_h, out_w = self.out_size
+        cols = self._columns(x)
+        self.weight_matrix = weight.reshape(f, -1)  # (F, K)
+        # backward needs x for grad_weight: a 1x1 convolution keeps its cols (x itself), a kxk one keeps x
+        self.saved = (cols if self.pointwise else x) if self.needs_input_grad[1] else None
+        with section("gemm"):
+            out_rows = self.weight_matrix @ cols  # (F, N*L), channel-major
+        return layout.from_channel_major(out_rows.reshape(f, n, out_h, out_w))
+
+    def _backward_channel_major(self, grad_output):
+        grad_rows = layout.channel_rows(grad_output)  # (F, N*L)
+        grad_x = grad_weight = None
+        if self.needs_input_grad[1]:
+            cols = self.saved if self.pointwise else self._columns(self.saved)
+            with section("gemm"):
+                grad_weight = (grad_rows @ cols.T).reshape(self.weight_shape)
+            del cols
+        if self.needs_input_grad[0]:
+            with section("gemm"):
+                grad_cols = self.weight_matrix.T @ grad_rows  # (K, N*L)
+            if self.pointwise:
+                n, c, h, w = self.x_shape
+                grad_x = layout.from_channel_major(grad_cols.reshape(c, n, h, w))
+            else:
+                grad_x = kernels.col2im_channel_major(grad_cols, self.x_shape, **self.geometry,
+                                                      out_size=self.out_size)
+        return grad_x, grad_weight
+
+    # --- per image: the reference layout ----------------------------------------------------------------------
+    def _forward_per_image(self, x, weight):
+        n, c, h, w = x.shape
+        f = weight.shape[0]
+        groups = self.groups
         out_h, out_w = self.out_size
         if self.pointwise:  # a 1x1 convolution is a matrix product: no im2col at all
             cols = x.reshape(n, groups, c // groups, h * w)
@@ -33,15 +109,12 @@ class Conv2d(Function):
         self.cols = cols if self.needs_input_grad[1] else None
         with section("gemm"):
             out = self.weight_matrix @ cols  # (N, G, F/G, L)
-        out = out.reshape(n, f, out_h, out_w)
-        if bias is not None:
-            out += bias.reshape(1, f, 1, 1)
-        return out
+        return out.reshape(n, f, out_h, out_w)
 
-    def backward(self, grad_output):
+    def _backward_per_image(self, grad_output):
         n, f = grad_output.shape[:2]
         grad = grad_output.reshape(n, self.groups, f // self.groups, -1)  # (N, G, F/G, L)
-        grad_x = grad_weight = grad_bias = None
+        grad_x = grad_weight = None
         if self.needs_input_grad[0]:
             with section("gemm"):
                 grad_cols = self.weight_matrix.swapaxes(1, 2) @ grad  # (N, G, K, L)
@@ -55,10 +128,8 @@ class Conv2d(Function):
                 grad_weight = grad[0] @ self.cols[0].swapaxes(1, 2)  # (G, F/G, K), summed over the batch
                 for i in range(1, n):
                     grad_weight += grad[i] @ self.cols[i].swapaxes(1, 2)
-            grad_weight = grad_weight.reshape(f, -1, *self.geometry["kernel_size"])
-        if self.needs_input_grad[2]:
-            grad_bias = grad_output.sum(axis=(0, 2, 3))
-        return grad_x, grad_weight, grad_bias, None, None, None, None
+            grad_weight = grad_weight.reshape(self.weight_shape)
+        return grad_x, grad_weight
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

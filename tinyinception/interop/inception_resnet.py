@@ -5,17 +5,20 @@ Our names say what a layer is; the references number their branches. A key is tr
 time: each part is renamed by the table of the module class it belongs to (a part renamed to None disappears), so
 ``blocks_b.3.branch_7x7.1.conv.weight`` becomes timm's ``repeat_1.3.branch1.1.conv.weight``.
 
-| ours (both networks)                 | timm IR-v2   | facenet IR-v1 |
-| ------------------------------------ | ------------ | ------------- |
-| stem.conv2d_1a ... (the stem prefix) | conv2d_1a    | conv2d_1a     |
-| blocks_a / reduction_a               | repeat / mixed_6a     | repeat_1 / mixed_6a |
-| blocks_b / reduction_b               | repeat_1 / mixed_7a   | repeat_2 / mixed_7a |
-| blocks_c / last_block_c              | repeat_2 / block8     | repeat_3 / block8   |
-| fc                                   | classif      | logits (head="facenet"); kept as fc for the plain head, which no reference has |
-| embedding / embedding_bn             | -            | last_linear / last_bn |
+| ours (both networks)     | timm IR-v2            | facenet IR-v1                       |
+| ------------------------ | --------------------- | ----------------------------------- |
+| stem.conv2d_1a, ...      | conv2d_1a, ...        | conv2d_1a, ...                      |
+| blocks_a / reduction_a   | repeat / mixed_6a     | repeat_1 / mixed_6a                 |
+| blocks_b / reduction_b   | repeat_1 / mixed_7a   | repeat_2 / mixed_7a                 |
+| blocks_c / last_block_c  | repeat_2 / block8     | repeat_3 / block8                   |
+| embedding / embedding_bn | -                     | last_linear / last_bn               |
+| fc                       | classif               | logits (head="facenet")             |
+
+The plain IR-v1 head's ``fc`` has no counterpart in any reference and keeps its name; everything else maps as for
+facenet, so facenet trunk weights carry over by name.
 """
-from ..models.inception_resnet import (InceptionResNetA, InceptionResNetB, InceptionResNetC, InceptionResNetV1,
-                                       InceptionResNetV2, Mixed5b, ReductionA, ReductionB)
+from ..models.inception_resnet import (InceptionResNetA, InceptionResNetB, InceptionResNetC, Mixed5b, ReductionA,
+                                       ReductionB)
 from .mapping import register_table
 
 # Inside the blocks: branch names -> the references' positional names (same in timm, Cadene and facenet).

@@ -10,7 +10,8 @@ from .batchnorm import (
     batch_norm_relu_train_forward,
     batch_norm_train_forward,
 )
-from .im2col import col2im, im2col
+from .im2col import col2im, col2im_channel_major, im2col, im2col_channel_major
+from . import layout
 from .pooling import (
     avg_pool2d_backward,
     avg_pool2d_forward,
@@ -19,7 +20,7 @@ from .pooling import (
 )
 
 __all__ = [
-    "im2col", "col2im",
+    "im2col", "col2im", "im2col_channel_major", "col2im_channel_major", "layout",
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
     "batch_norm_train_forward", "batch_norm_backward",
     "batch_norm_relu_train_forward", "batch_norm_relu_backward",

@@ -18,6 +18,7 @@ Backward, through the batch statistics, with ``g`` = grad_y (masked by ``y > 0``
 import numpy as np
 
 from .. import backend
+from . import layout
 from ._checks import check_float, check_shape
 from ._numba import njit, prange
 
@@ -186,9 +187,28 @@ def _input_gradient(g3, x3, y3, mean, inv_std, scale, mean_g, mean_g_x_hat, relu
             grad_x3[n, c, k] = a * (g - mg - (x3[n, c, k] - m) * s * mgx)
 
 
+def _kernel_view(array):
+    """``array`` as the (N, C, L) array the Numba kernels walk, in its own memory layout: a
+    channel-major (N, C, H, W) array becomes its (1, C, N*H*W) view (one contiguous row per
+    channel), anything else a C-contiguous (N, C, L) array (copied when it is not)."""
+    if array.ndim == 4 and layout.is_channel_major(array) and not array.flags.c_contiguous:
+        return layout.channel_rows(array)[None]
+    return _as_ncl(np.ascontiguousarray(array))
+
+
+def _in_layout_of(array, reference):
+    """``array`` laid out like ``reference`` (so both walk the same (N, C, L) view)."""
+    return layout.as_layout_of(array, reference) if array.ndim == 4 else np.ascontiguousarray(array)
+
+
+def _empty_in_layout_of(x):
+    return layout.empty_like_layout(x) if x.ndim == 4 else np.empty(x.shape, dtype=x.dtype)
+
+
 def _forward_numba(x, weight, bias, eps, relu):
-    x = np.ascontiguousarray(x)
-    x3 = _as_ncl(x)
+    if x.ndim != 4:
+        x = np.ascontiguousarray(x)
+    x3 = _kernel_view(x)
     channels = x3.shape[1]
     mean64 = np.empty(channels, dtype=np.float64)
     var64 = np.empty(channels, dtype=np.float64)
@@ -198,30 +218,32 @@ def _forward_numba(x, weight, bias, eps, relu):
         mean64[:], var64[:] = np.nan, np.nan
     inv_std64 = 1.0 / np.sqrt(var64 + eps)
     weight, bias = _affine_or_default(np, weight, bias, channels, x.dtype)
-    y = np.empty_like(x)
+    y = _empty_in_layout_of(x)  # the output keeps x's layout (channel-major stays channel-major)
     if x.size:
         _normalise(x3, mean64.astype(x.dtype), (weight * inv_std64).astype(x.dtype), bias, relu,
-                   _as_ncl(y))
+                   _kernel_view(y))
     return y, mean64.astype(x.dtype), var64.astype(x.dtype), inv_std64.astype(x.dtype)
 
 
 def _backward_numba(grad_y, y, x, mean, inv_std, weight):
     relu = y is not None
-    x = np.ascontiguousarray(x)
-    x3, g3 = _as_ncl(x), _as_ncl(np.ascontiguousarray(grad_y))
-    y3 = _as_ncl(np.ascontiguousarray(y)) if relu else x3  # x3 is a placeholder, never read
+    if x.ndim != 4:
+        x = np.ascontiguousarray(x)
+    x3 = _kernel_view(x)
+    g3 = _kernel_view(_in_layout_of(grad_y, x))
+    y3 = _kernel_view(_in_layout_of(y, x)) if relu else x3  # x3 is a placeholder, never read
     channels = x3.shape[1]
-    count = x3.shape[0] * x3.shape[2]
+    count = x.size // channels if channels else 0
     sum_g = np.zeros(channels, dtype=np.float64)
     sum_g_x_hat = np.zeros(channels, dtype=np.float64)
-    grad_x = np.empty_like(x)
+    grad_x = _empty_in_layout_of(x)
     if x.size:
         _gradient_sums(g3, x3, y3, mean, inv_std, relu, sum_g, sum_g_x_hat)
         scale = inv_std if weight is None else weight * inv_std
         dtype = x.dtype
         _input_gradient(g3, x3, y3, mean, inv_std, scale.astype(dtype),
                         (sum_g / count).astype(dtype), (sum_g_x_hat / count).astype(dtype), relu,
-                        _as_ncl(grad_x))
+                        _kernel_view(grad_x))
     if weight is None:
         return grad_x, None, None
     return grad_x, sum_g_x_hat.astype(x.dtype), sum_g.astype(x.dtype)

@@ -15,7 +15,7 @@ Shapes (every implementation below, NumPy, Numba and CuPy, has the same signatur
 import numpy as np
 
 from .. import backend
-from . import _cuda
+from . import _cuda, layout
 from ._checks import check_float, check_ndim, check_shape, pair
 from ._geometry import inside_range
 from ._numba import njit, prange
@@ -158,6 +158,113 @@ def col2im_numba(cols, x_shape, kernel_size, stride, padding, dilation, out_size
 
 
 # ----------------------------------------------------------------------------------------------
+# Channel-major variant (see kernels/layout.py): cols (C*kh*kw, N*out_h*out_w), so that the whole
+# batch is ONE matrix product ``weight (F, C*kh*kw) @ cols``, already channel-major.
+# Row ``c*kh*kw + i*kw + j``, column ``n*out_h*out_w + oh*out_w + ow`` holds the same pixel as
+# ``im2col(x)[n, c*kh*kw + i*kw + j, oh*out_w + ow]``: the same matrices, the batch moved.
+# ----------------------------------------------------------------------------------------------
+def im2col_channel_major_numpy(x, kernel_size, stride, padding, dilation, out_size):
+    """NumPy reference: :func:`im2col_numpy` with the batch axis moved into the columns.
+    ``x``: (N, C, H, W), any layout -> cols (C*kh*kw, N*out_h*out_w), C-contiguous."""
+    cols = im2col_numpy(x, kernel_size, stride, padding, dilation, out_size)  # (N, K, L)
+    return np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(cols.shape[1], -1)
+
+
+def col2im_channel_major_numpy(cols, x_shape, kernel_size, stride, padding, dilation, out_size):
+    """NumPy reference: ``cols`` (C*kh*kw, N*out_h*out_w) -> grad_x (N, C, H, W), channel-major."""
+    n = x_shape[0]
+    per_image = cols.reshape(cols.shape[0], n, -1).transpose(1, 0, 2)  # (N, K, L)
+    grad_x = col2im_numpy(per_image, x_shape, kernel_size, stride, padding, dilation, out_size)
+    return layout.from_channel_major(layout.channel_major(grad_x))
+
+
+@njit(parallel=True, cache=True)
+def _im2col_channel_major(x_cnhw, cols_ctnl, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w):
+    """x_cnhw: (C, N, H, W) -> cols_ctnl: (C, kh*kw, N, out_h*out_w), filled in place.
+
+    Fast because: the same plane-by-plane copy as ``_im2col_planes`` (one thread per (c, n)
+    plane, contiguous row segments, padding ranges hoisted out of the inner loop); only the
+    place each plane's rows land in differs.
+    """
+    channels, batch, height, width = x_cnhw.shape
+    for plane in prange(channels * batch):
+        c, n = plane // batch, plane % batch
+        x_plane = x_cnhw[c, n]
+        for i in range(kh):
+            for j in range(kw):
+                cols_row = cols_ctnl[c, i * kw + j, n]
+                w_offset = j * dw - pw
+                ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
+                for oh in range(out_h):
+                    segment = cols_row[oh * out_w:(oh + 1) * out_w]
+                    ih = oh * sh - ph + i * dh
+                    if ih < 0 or ih >= height:
+                        segment[:] = 0
+                        continue
+                    x_row = x_plane[ih]
+                    segment[:ow_lo] = 0
+                    if sw == 1:
+                        segment[ow_lo:ow_hi] = x_row[ow_lo + w_offset:ow_hi + w_offset]
+                    else:
+                        for ow in range(ow_lo, ow_hi):
+                            segment[ow] = x_row[ow * sw + w_offset]
+                    segment[ow_hi:] = 0
+
+
+@njit(parallel=True, cache=True)
+def _col2im_channel_major(cols_ctnl, grad_cnhw, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w):
+    """cols_ctnl: (C, kh*kw, N, out_h*out_w) -> grad_cnhw: (C, N, H, W), zeroed, summed in place.
+
+    Fast because: one thread owns each (c, n) plane of the gradient (no atomics), column rows
+    are read contiguously and the in-bounds range is computed once per tap, as in
+    ``_col2im_planes``.
+    """
+    channels, batch, height, width = grad_cnhw.shape
+    for plane in prange(channels * batch):
+        c, n = plane // batch, plane % batch
+        grad_plane = grad_cnhw[c, n]
+        for i in range(kh):
+            for j in range(kw):
+                cols_row = cols_ctnl[c, i * kw + j, n]
+                w_offset = j * dw - pw
+                ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
+                for oh in range(out_h):
+                    ih = oh * sh - ph + i * dh
+                    if ih < 0 or ih >= height:
+                        continue
+                    grad_row = grad_plane[ih]
+                    base = oh * out_w
+                    if sw == 1:  # contiguous: the loop vectorises
+                        for ow in range(ow_lo, ow_hi):
+                            grad_row[ow + w_offset] += cols_row[base + ow]
+                    else:
+                        for ow in range(ow_lo, ow_hi):
+                            grad_row[ow * sw + w_offset] += cols_row[base + ow]
+
+
+def im2col_channel_major_numba(x, kernel_size, stride, padding, dilation, out_size):
+    """Numba channel-major im2col. Same contract as :func:`im2col_channel_major_numpy`."""
+    n, c, h, w = x.shape
+    (kh, kw), (out_h, out_w) = kernel_size, out_size
+    cols = np.empty((c * kh * kw, n * out_h * out_w), dtype=x.dtype)
+    if cols.size:
+        _im2col_channel_major(layout.channel_major(x), cols.reshape(c, kh * kw, n, out_h * out_w),
+                              kh, kw, *stride, *padding, *dilation, out_h, out_w)
+    return cols
+
+
+def col2im_channel_major_numba(cols, x_shape, kernel_size, stride, padding, dilation, out_size):
+    """Numba channel-major col2im. Same contract as :func:`col2im_channel_major_numpy`."""
+    n, c, h, w = x_shape
+    (kh, kw), (out_h, out_w) = kernel_size, out_size
+    grad_cnhw = np.zeros((c, n, h, w), dtype=cols.dtype)
+    if grad_cnhw.size and cols.size:
+        _col2im_channel_major(np.ascontiguousarray(cols).reshape(c, kh * kw, n, out_h * out_w),
+                              grad_cnhw, kh, kw, *stride, *padding, *dilation, out_h, out_w)
+    return layout.from_channel_major(grad_cnhw)
+
+
+# ----------------------------------------------------------------------------------------------
 # CuPy: raw CUDA kernels, compiled once per process
 # ----------------------------------------------------------------------------------------------
 _CUDA_TEMPLATE = r"""
@@ -280,3 +387,29 @@ def col2im(cols, x_shape, kernel_size, stride, padding, dilation, out_size):
     n, c = x_shape[:2]
     check_shape("col2im", "cols", cols, (n, c * kh * kw, out_h * out_w))
     return _COL2IM[backend.kernels_for(cols)](cols, tuple(int(s) for s in x_shape), *args)
+
+
+_IM2COL_CHANNEL_MAJOR = {"numpy": im2col_channel_major_numpy, "numba": im2col_channel_major_numba}
+_COL2IM_CHANNEL_MAJOR = {"numpy": col2im_channel_major_numpy, "numba": col2im_channel_major_numba}
+
+
+def im2col_channel_major(x, kernel_size, stride, padding, dilation, out_size):
+    """Unfold windows of ``x`` (N, C, H, W), any layout, into ``cols`` (C*kh*kw, N*out_h*out_w):
+    :func:`im2col` with the batch moved into the columns (CPU kernels only)."""
+    check_ndim("im2col_channel_major", "x", x, 4, "(N, C, H, W)")
+    check_float("im2col_channel_major", "x", x)
+    args = _window_args("im2col_channel_major", kernel_size, stride, padding, dilation, out_size)
+    return _IM2COL_CHANNEL_MAJOR[backend.kernels_for(x)](x, *args)
+
+
+def col2im_channel_major(cols, x_shape, kernel_size, stride, padding, dilation, out_size):
+    """Fold ``cols`` (C*kh*kw, N*out_h*out_w) back onto ``grad_x`` (N, C, H, W) = ``x_shape``,
+    laid out channel-major: the adjoint of :func:`im2col_channel_major`."""
+    if len(x_shape) != 4:
+        raise ValueError(f"col2im_channel_major: x_shape must be (N, C, H, W), got {tuple(x_shape)}")
+    check_float("col2im_channel_major", "cols", cols)
+    args = _window_args("col2im_channel_major", kernel_size, stride, padding, dilation, out_size)
+    (kh, kw), (out_h, out_w) = args[0], args[4]
+    n, c = x_shape[:2]
+    check_shape("col2im_channel_major", "cols", cols, (c * kh * kw, n * out_h * out_w))
+    return _COL2IM_CHANNEL_MAJOR[backend.kernels_for(cols)](cols, tuple(int(s) for s in x_shape), *args)

@@ -19,8 +19,8 @@ convolution unit               Conv2d(bias) -> ReLU                 Conv2d(no bi
 LocalResponseNorm              after maxpool1 and after conv3       none
                                (size 5, alpha 1e-4, beta 0.75, k 1)
 maxpool4                       3x3 stride 2                         2x2 stride 2
-aux heads' pooling             AvgPool 5x5 stride 3 (14 -> 4)       adaptive average pool to 4x4 (windows
-                                                                    of 4 at offsets 0, 3, 7, 10)
+aux heads' pooling             AvgPool 5x5 stride 3 (14 -> 4; needs adaptive average pool to 4x4 (windows
+                               ~224 inputs)                         of 4 at offsets 0, 3, 7, 10)
 final dropout                  40 % (pass ``dropout=0.4``)          20 % (``dropout`` default)
 parameters (1000 classes)      6,998,552; 13,378,280 with aux       6,624,904; 13,004,888 with aux
 multiply-adds at 224           1.583 G                              1.498 G
@@ -37,7 +37,8 @@ maxpool2 192x28x28 -> 3a 256 -> 3b 480x28x28 -> maxpool3 480x14x14 -> 4a 512 -> 
 
 ``small_input=True`` swaps the stem for 32x32 images (CIFAR): conv1 becomes a 3x3 stride-1 convolution and
 maxpool1 is dropped, so 32x32 reaches inception3a at 16x16, 4a-4e at 8x8 and 5a-5b at 4x4, the same
-8x / 16x / 32x ladder as 224 -> 28 -> 14 -> 7 halved once less.
+8x / 16x / 32x ladder as 224 -> 28 -> 14 -> 7 halved once less. The aux heads then pool adaptively to 4x4 in
+both layouts.
 """
 from collections import OrderedDict, namedtuple
 
@@ -70,9 +71,9 @@ GOOGLENET_STAGES = [
 AUX_AFTER = {"inception4a": "aux1", "inception4d": "aux2"}  # the auxiliary classifiers read these blocks' outputs
 
 # Smallest input side for which every pool still has a window (PyTorch's ceil-mode output-size rule), keyed by
-# (paper, small_input): (without the aux heads running, with them). torchvision states 15 for its layout; the
-# paper's 3x3 maxpool4 needs 31, and its 5x5/3 aux pooling needs a 5x5 map after 4a (79 at train time).
-MIN_SIZES = {(False, False): (15, 15), (True, False): (31, 79), (False, True): (4, 4), (True, True): (8, 20)}
+# (paper, small_input). torchvision states 15 for its layout; the paper's 3x3 maxpool4 needs 31. (The paper's aux
+# heads need more, see InceptionAux.)
+MIN_SIZES = {(False, False): 15, (True, False): 31, (False, True): 4, (True, True): 8}
 
 # torchvision's transform_input: x_c * (std_c / 0.5) + (mean_c - 0.5) / 0.5 with ImageNet's mean and std.
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -133,20 +134,28 @@ class InceptionAux(nn.Module):
     """Auxiliary classifier (paper section 5), used in training only.
 
     x: (N, in_channels, 14, 14) -> pool to (N, in_channels, 4, 4) -> 1x1 conv -> (N, 128, 4, 4) -> flatten 2048
-    -> ``fc1`` 1024 + ReLU -> dropout -> ``fc2`` num_classes. Pooling: torchvision's adaptive 4x4, or the
-    paper's 5x5 stride-3 average pool (``paper=True``).
+    -> ``fc1`` 1024 + ReLU -> dropout -> ``fc2`` num_classes. Pooling: torchvision's adaptive 4x4 (any map
+    size), or the paper's 5x5 stride-3 average pool (``paper=True``), which gives 4x4 only from 14x14-16x16
+    maps (inputs of about 209-256 pixels, 224 in the paper); ``small_input`` uses the adaptive pool in both layouts.
     """
 
-    def __init__(self, in_channels, num_classes, dropout=0.7, paper=False, conv_channels=128, hidden=1024):
+    def __init__(self, in_channels, num_classes, dropout=0.7, paper=False, conv_channels=128, hidden=1024,
+                 adaptive_pool=None):
         super().__init__()
-        self.pool = nn.AvgPool2d(5, stride=3) if paper else nn.AdaptiveAvgPool2d((4, 4))
+        adaptive_pool = not paper if adaptive_pool is None else adaptive_pool
+        self.pool = nn.AdaptiveAvgPool2d((4, 4)) if adaptive_pool else nn.AvgPool2d(5, stride=3)
         self.conv = _unit(paper)(in_channels, conv_channels, 1)
         self.fc1 = nn.Linear(conv_channels * 4 * 4, hidden)
         self.dropout = nn.Dropout(dropout)
         self.fc2 = nn.Linear(hidden, num_classes)
 
     def forward(self, x):
-        x = F.flatten(self.conv(self.pool(x)), 1)
+        x = self.pool(x)
+        if x.shape[2:] != (4, 4):
+            raise ValueError(f"InceptionAux (paper layout): its 5x5 stride-3 average pool must give a 4x4 map, got "
+                             f"{x.shape[2]}x{x.shape[3]}; it needs a 14x14 to 16x16 map after inception4a/4d "
+                             "(224x224 inputs); use aux_logits=False, small_input=True or the torchvision layout")
+        x = F.flatten(self.conv(x), 1)
         return self.fc2(self.dropout(F.relu(self.fc1(x))))
 
 
@@ -162,7 +171,7 @@ class GoogLeNet(nn.Module):
         super().__init__()
         self.aux_logits, self.transform_input = aux_logits, transform_input
         self.paper, self.small_input = paper, small_input
-        self.min_sizes = MIN_SIZES[(paper, small_input)]
+        self.min_size = MIN_SIZES[(paper, small_input)]
         unit = _unit(paper)
         c64, c192 = scaled(64, width), scaled(192, width)
         if small_input:
@@ -188,8 +197,9 @@ class GoogLeNet(nn.Module):
             init_trunc_normal(self, std=0.01)
 
     def _build_stages(self, channels, num_classes, width, dropout_aux):
-        """Walk GOOGLENET_STAGES, creating each block (and an aux head where AUX_AFTER says) in order."""
-        self.stage_names = []
+        """Walk GOOGLENET_STAGES creating each block, then the aux heads on the blocks AUX_AFTER names
+        (registered after 5b, so the state_dict order is torchvision's)."""
+        self.stage_names, aux_heads = [], {}
         for name, spec in GOOGLENET_STAGES:
             if spec == "pool":
                 kernel = 2 if name == "maxpool4" and not self.paper else 3
@@ -200,14 +210,11 @@ class GoogLeNet(nn.Module):
                 channels = block.out_channels
             self.stage_names.append(name)
             if name in AUX_AFTER and self.aux_logits:
-                aux = InceptionAux(channels, num_classes, dropout_aux, self.paper,
-                                   conv_channels=scaled(128, width), hidden=scaled(1024, width))
-                setattr(self, AUX_AFTER[name], aux)
-
-    @property
-    def min_size(self):
-        """Smallest H and W accepted now (the paper's aux heads need more, and they run only in training)."""
-        return self.min_sizes[1] if self.training and self.aux_logits else self.min_sizes[0]
+                aux_heads[AUX_AFTER[name]] = InceptionAux(
+                    channels, num_classes, dropout_aux, self.paper, conv_channels=scaled(128, width),
+                    hidden=scaled(1024, width), adaptive_pool=not self.paper or self.small_input)
+        for name, head in aux_heads.items():
+            setattr(self, name, head)
 
     def _label(self):
         options = [name for name, on in (("paper", self.paper), ("small_input", self.small_input)) if on]
@@ -251,6 +258,7 @@ def googlenet(num_classes=1000, aux_logits=True, transform_input=False, dropout=
               width=1.0, small_input=False):
     """GoogLeNet: torchvision's layout (``paper=False``, 13,004,888 parameters with the aux heads, 6,624,904
     without) or the paper's (``paper=True``, 13,378,280 / 6,998,552). Init: truncated normal std 0.01 like
-    torchvision (Xavier, conv bias 0.2 like Caffe for ``paper=True``). See the module docstring for every difference and for ``small_input``."""
+    torchvision; Xavier weights and conv bias 0.2 like Caffe for ``paper=True``. See the module docstring for
+    every difference and for ``small_input``."""
     return GoogLeNet(num_classes=num_classes, aux_logits=aux_logits, transform_input=transform_input,
                      dropout=dropout, dropout_aux=dropout_aux, paper=paper, width=width, small_input=small_input)

@@ -55,8 +55,8 @@ class FitResult:
 
 
 def _as_input(images, device):
-    """A Tensor (no grad) of ``images`` on ``device``."""
-    return Tensor(backend.to_device(np.asarray(images) if not backend.is_cupy_array(images) else images, device))
+    """A Tensor (no grad) of ``images`` (a NumPy or CuPy array) on ``device``."""
+    return Tensor(backend.to_device(images, device))
 
 
 def _progress_bar(total, description, enabled, leave=True):
@@ -264,6 +264,8 @@ def fit(model, train_data, val_data, optimizer, epochs, scheduler=None, loss_fn=
     run = _Run(model, optimizer, scheduler, train_data, out_dir, config)
     if resume is not None:
         run.resume_from(resume)
+    elif run.out_dir is not None:
+        run.metrics.rewrite([])          # a fresh run starts a fresh metrics.jsonl
     step_fn = _make_step(model, optimizer, loss_fn, aux_weight, clip_grad_norm, scheduler, scheduler_interval,
                          device)
     for epoch in range(run.start_epoch, int(epochs)):

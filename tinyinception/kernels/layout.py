@@ -1,0 +1,83 @@
+"""Memory layouts of an (N, C, H, W) array: the usual NCHW, and "channel-major" CNHW.
+
+Every tensor keeps its logical shape (N, C, H, W); only the order of the bytes in memory differs,
+as with PyTorch's ``channels_last``. A channel-major array is the view
+``cnhw.transpose(1, 0, 2, 3)`` of a C-contiguous (C, N, H, W) array, so NumPy code that indexes it
+as NCHW keeps working unchanged, while the fast kernels see, per channel, one contiguous row of
+N*H*W values:
+
+* a convolution is ONE matrix product ``weight (F, C*kh*kw) @ cols (C*kh*kw, N*H*W)`` whose
+  result (F, N*out_h*out_w) is already channel-major: no per-image products, no transposes;
+* a channel slice ``x[:, a:b]`` (an Inception branch, a slice of a concatenation) is contiguous;
+* batch-norm statistics of channel c are the sum of one contiguous row.
+
+Convolutions on the Numba kernels return channel-major outputs; batch norm, ReLU and pooling keep
+the layout of their input; NumPy's own elementwise operations keep it too (``order='K'``).
+"""
+import numpy as np
+
+from .. import backend
+
+
+def is_channel_major(array):
+    """True when ``array`` (N, C, H, W) lies in memory as a C-contiguous (C, N, H, W) array."""
+    return array.ndim == 4 and array.transpose(1, 0, 2, 3).flags.c_contiguous
+
+
+def channel_major(array):
+    """``array`` (N, C, H, W) -> the same values as a C-contiguous (C, N, H, W) array (no copy when
+    ``array`` is already channel-major)."""
+    xp = backend.get_array_module(array)
+    return xp.ascontiguousarray(array.transpose(1, 0, 2, 3))
+
+
+def channel_rows(array):
+    """``array`` (N, C, H, W) -> (C, N*H*W): one contiguous row per channel (a copy when needed)."""
+    cnhw = channel_major(array)
+    return cnhw.reshape(cnhw.shape[0], -1)
+
+
+def from_channel_major(cnhw):
+    """A C-contiguous (C, N, H, W) array -> the (N, C, H, W) view of it (no copy)."""
+    return cnhw.transpose(1, 0, 2, 3)
+
+
+def empty_channel_major(shape, dtype, xp=np):
+    """An uninitialised (N, C, H, W) array laid out channel-major."""
+    n, c, h, w = shape
+    return from_channel_major(xp.empty((c, n, h, w), dtype=dtype))
+
+
+def zeros_channel_major(shape, dtype, xp=np):
+    n, c, h, w = shape
+    return from_channel_major(xp.zeros((c, n, h, w), dtype=dtype))
+
+
+def as_layout_of(array, reference):
+    """``array`` in the memory layout of ``reference`` (channel-major or C-contiguous NCHW),
+    copied only when the layouts differ."""
+    xp = backend.get_array_module(array)
+    if is_channel_major(reference):
+        return from_channel_major(channel_major(array))
+    return xp.ascontiguousarray(array)
+
+
+def planes(array):
+    """``array`` (N, C, H, W) in its own layout as contiguous (H, W) planes: (P, H, W) with
+    P = N*C, ordered (c, n) for channel-major arrays and (n, c) otherwise. ``array`` must be
+    channel-major or C-contiguous (use :func:`as_layout_of` first)."""
+    n, c, h, w = array.shape
+    if is_channel_major(array) and not array.flags.c_contiguous:
+        return array.transpose(1, 0, 2, 3).reshape(c * n, h, w)
+    return array.reshape(n * c, h, w)
+
+
+def empty_like_layout(array, shape=None, dtype=None, xp=None):
+    """An uninitialised (N, C, H, W) array (``shape``, default ``array.shape``) laid out like
+    ``array`` (channel-major when ``array`` is, C-contiguous otherwise)."""
+    xp = xp or backend.get_array_module(array)
+    shape = array.shape if shape is None else shape
+    dtype = array.dtype if dtype is None else dtype
+    if is_channel_major(array) and not array.flags.c_contiguous:
+        return empty_channel_major(shape, dtype, xp)
+    return xp.empty(shape, dtype=dtype)
