@@ -157,6 +157,35 @@ def relative_norm_error(actual, expected):
     return float(np.linalg.norm(actual - expected) / np.linalg.norm(expected))
 
 
+def gradient_error(ours, golden, key):
+    """||ours - g|| / ||g|| for the golden gradient g stored at ``key``.
+
+    At 299x299 the golden gradient is stored as weights.digest views, not whole. Each view then gives a lower bound
+    of the whole-array error, and the largest is returned: the crops are subsets of the elements; for the BxB block
+    means, sqrt(sum over blocks of count * mean(difference)^2) <= ||difference|| (Cauchy-Schwarz); and
+    | ||ours|| - ||g|| | <= ||ours - g||. (The block means' own relative error is no bound: neighbouring gradient
+    values of opposite sign cancel in a mean, so a tiny mean carries a large relative error.)
+    """
+    if key in golden:  # stored whole
+        return relative_norm_error(ours, golden[key])
+    reference_norm = float(golden[f"{key}/norm"])
+    views = weights.digest(ours)
+    bounds = [abs(float(views["norm"]) - reference_norm)]
+    for view, value in views.items():
+        expected = golden[f"{key}/{view}"].astype(np.float64)
+        difference = value.astype(np.float64) - expected
+        if view in ("tl", "br"):
+            bounds.append(float(np.linalg.norm(difference)))
+        elif view.startswith("pool"):
+            block = int(view[len("pool"):])
+            height, width = ours.shape[2:]
+            rows = np.minimum(block, height - block * np.arange(expected.shape[2]))
+            cols = np.minimum(block, width - block * np.arange(expected.shape[3]))
+            counts = np.outer(rows, cols)  # elements averaged by each block (partial blocks at the edges)
+            bounds.append(float(np.sqrt((counts * difference ** 2).sum())))
+    return max(bounds) / reference_norm
+
+
 def compare_digest(ours, golden, key, rtol=1e-4, atol=1e-4):
     """``ours`` against the golden array ``key``, stored whole or as weights.digest views."""
     for view, value in weights.digest(ours).items():
@@ -179,10 +208,7 @@ def test_eval_logits_activations_and_gradient_match_golden(eval_run, golden):
     for name, value in eval_run["acts"].items():
         compare_digest(value, golden, f"eval/act/{name}")
     assert eval_run["grad_input"].dtype == np.float32
-    grad = weights.digest(eval_run["grad_input"])
-    for view, value in grad.items():  # relative L2 error of each stored view of the input gradient
-        key = f"eval/grad_input/{view}" if view else "eval/grad_input"
-        assert relative_norm_error(value, golden[key]) < 1e-3, key
+    assert gradient_error(eval_run["grad_input"], golden, "eval/grad_input") < 1e-3
 
 
 @needs_golden
@@ -192,9 +218,7 @@ def test_train_logits_aux_activations_and_gradient_match_golden(train_run, golde
     assert_close(train_run["heads"]["aux"], golden["train/aux"], rtol=1e-4, atol=1e-4, what="train aux logits")
     for name, value in train_run["acts"].items():
         compare_digest(value, golden, f"train/act/{name}")
-    for view, value in weights.digest(train_run["grad_input"]).items():
-        key = f"train/grad_input/{view}" if view else "train/grad_input"
-        assert relative_norm_error(value, golden[key]) < 1e-3, key
+    assert gradient_error(train_run["grad_input"], golden, "train/grad_input") < 1e-3
 
 
 @needs_golden

@@ -91,7 +91,7 @@ class Conv2d(Function):
                 grad_x = layout.from_channel_major(grad_cols.reshape(c, n, h, w))
             else:
                 grad_x = kernels.col2im_channel_major(grad_cols, self.x_shape, **self.geometry,
-                                                      out_size=self.out_size)
+                                                      out_size=self.out_size, overwrite_cols=True)
         return grad_x, grad_weight
 
     # --- per image: the reference layout ----------------------------------------------------------------------

@@ -242,23 +242,99 @@ def _col2im_channel_major(cols_ctnl, grad_cnhw, kh, kw, sh, sw, ph, pw, dh, dw, 
                             grad_row[ow * sw + w_offset] += cols_row[base + ow]
 
 
+@njit(parallel=True, cache=True)
+def _im2col_same_channel_major(x_cnhw, cols_ctnl, kh, kw, ph, pw):
+    """The stride-1 "same" convolution (output as large as the input): x_cnhw: (C, N, H, W) ->
+    cols_ctnl: (C, kh*kw, N, H*W), filled in place.
+
+    Fast because: with equal input and output sizes, the row of tap (i, j) is the whole flattened
+    plane shifted by ``(i - ph)*W + (j - pw)``: ONE long contiguous copy per tap and plane (instead
+    of one short copy per output row), after which only the few columns that wrapped around a row
+    edge (and the rows that fell into the padding) are zeroed. Every Inception stride-1 kxk
+    convolution (3x3 pad 1, 5x5 pad 2, 1x7 pad (0, 3), ...) takes this path.
+    """
+    channels, batch, height, width = x_cnhw.shape
+    size = height * width
+    for plane in prange(channels * batch):
+        c, n = plane // batch, plane % batch
+        x_flat = x_cnhw[c, n].reshape(size)
+        for i in range(kh):
+            for j in range(kw):
+                cols_row = cols_ctnl[c, i * kw + j, n]
+                shift = (i - ph) * width + (j - pw)
+                start, end = max(0, -shift), min(size, size - shift)
+                cols_row[:start] = 0
+                cols_row[start:end] = x_flat[start + shift:end + shift]
+                cols_row[end:] = 0
+                left, right = max(0, pw - j), min(width, width + pw - j)  # columns ow that read inside
+                for oh in range(height):
+                    row = cols_row[oh * width:(oh + 1) * width]
+                    row[:left] = 0
+                    row[right:] = 0
+
+
+@njit(parallel=True, cache=True)
+def _col2im_same_channel_major(cols_ctnl, grad_cnhw, kh, kw, ph, pw):
+    """The adjoint of ``_im2col_same_channel_major``: cols_ctnl (C, kh*kw, N, H*W) -> grad_cnhw
+    (C, N, H, W), zeroed, summed in place. ``cols_ctnl`` is used as scratch: the entries that read
+    padding are zeroed first, so each tap is then ONE long contiguous add of the shifted row.
+    """
+    channels, batch, height, width = grad_cnhw.shape
+    size = height * width
+    for plane in prange(channels * batch):
+        c, n = plane // batch, plane % batch
+        grad_flat = grad_cnhw[c, n].reshape(size)
+        for i in range(kh):
+            for j in range(kw):
+                cols_row = cols_ctnl[c, i * kw + j, n]
+                shift = (i - ph) * width + (j - pw)
+                start, end = max(0, -shift), min(size, size - shift)
+                left, right = max(0, pw - j), min(width, width + pw - j)
+                for oh in range(height):
+                    row = cols_row[oh * width:(oh + 1) * width]
+                    row[:left] = 0
+                    row[right:] = 0
+                target = grad_flat[start + shift:end + shift]
+                source = cols_row[start:end]
+                for k in range(target.size):
+                    target[k] += source[k]
+
+
+def _is_same_stride_1(x_shape, kernel_size, stride, padding, dilation, out_size):
+    """Stride 1, no dilation, output as large as the input (so the padding is (k - 1) / 2 each side)."""
+    return (stride == (1, 1) and dilation == (1, 1) and tuple(out_size) == tuple(x_shape[2:])
+            and padding[0] * 2 == kernel_size[0] - 1 and padding[1] * 2 == kernel_size[1] - 1)
+
+
 def im2col_channel_major_numba(x, kernel_size, stride, padding, dilation, out_size):
     """Numba channel-major im2col. Same contract as :func:`im2col_channel_major_numpy`."""
     n, c, h, w = x.shape
     (kh, kw), (out_h, out_w) = kernel_size, out_size
     cols = np.empty((c * kh * kw, n * out_h * out_w), dtype=x.dtype)
-    if cols.size:
-        _im2col_channel_major(layout.channel_major(x), cols.reshape(c, kh * kw, n, out_h * out_w),
-                              kh, kw, *stride, *padding, *dilation, out_h, out_w)
+    if not cols.size:
+        return cols
+    cols_ctnl = cols.reshape(c, kh * kw, n, out_h * out_w)
+    if _is_same_stride_1(x.shape, kernel_size, stride, padding, dilation, out_size):
+        _im2col_same_channel_major(layout.channel_major(x), cols_ctnl, kh, kw, *padding)
+    else:
+        _im2col_channel_major(layout.channel_major(x), cols_ctnl, kh, kw, *stride, *padding, *dilation,
+                              out_h, out_w)
     return cols
 
 
-def col2im_channel_major_numba(cols, x_shape, kernel_size, stride, padding, dilation, out_size):
-    """Numba channel-major col2im. Same contract as :func:`col2im_channel_major_numpy`."""
+def col2im_channel_major_numba(cols, x_shape, kernel_size, stride, padding, dilation, out_size,
+                               overwrite_cols=False):
+    """Numba channel-major col2im. Same contract as :func:`col2im_channel_major_numpy`;
+    ``overwrite_cols=True`` lets the stride-1 "same" path use ``cols`` as scratch (no copy)."""
     n, c, h, w = x_shape
     (kh, kw), (out_h, out_w) = kernel_size, out_size
     grad_cnhw = np.zeros((c, n, h, w), dtype=cols.dtype)
-    if grad_cnhw.size and cols.size:
+    if not (grad_cnhw.size and cols.size):
+        return layout.from_channel_major(grad_cnhw)
+    if _is_same_stride_1(x_shape, kernel_size, stride, padding, dilation, out_size):
+        scratch = cols if overwrite_cols and cols.flags.c_contiguous else cols.copy()
+        _col2im_same_channel_major(scratch.reshape(c, kh * kw, n, out_h * out_w), grad_cnhw, kh, kw, *padding)
+    else:
         _col2im_channel_major(np.ascontiguousarray(cols).reshape(c, kh * kw, n, out_h * out_w),
                               grad_cnhw, kh, kw, *stride, *padding, *dilation, out_h, out_w)
     return layout.from_channel_major(grad_cnhw)
@@ -402,9 +478,10 @@ def im2col_channel_major(x, kernel_size, stride, padding, dilation, out_size):
     return _IM2COL_CHANNEL_MAJOR[backend.kernels_for(x)](x, *args)
 
 
-def col2im_channel_major(cols, x_shape, kernel_size, stride, padding, dilation, out_size):
+def col2im_channel_major(cols, x_shape, kernel_size, stride, padding, dilation, out_size, overwrite_cols=False):
     """Fold ``cols`` (C*kh*kw, N*out_h*out_w) back onto ``grad_x`` (N, C, H, W) = ``x_shape``,
-    laid out channel-major: the adjoint of :func:`im2col_channel_major`."""
+    laid out channel-major: the adjoint of :func:`im2col_channel_major`. ``overwrite_cols=True``: the
+    caller no longer needs ``cols`` (a temporary), so the Numba kernels may use it as scratch."""
     if len(x_shape) != 4:
         raise ValueError(f"col2im_channel_major: x_shape must be (N, C, H, W), got {tuple(x_shape)}")
     check_float("col2im_channel_major", "cols", cols)
@@ -412,4 +489,6 @@ def col2im_channel_major(cols, x_shape, kernel_size, stride, padding, dilation, 
     (kh, kw), (out_h, out_w) = args[0], args[4]
     n, c = x_shape[:2]
     check_shape("col2im_channel_major", "cols", cols, (c * kh * kw, n * out_h * out_w))
-    return _COL2IM_CHANNEL_MAJOR[backend.kernels_for(cols)](cols, tuple(int(s) for s in x_shape), *args)
+    kernel_name = backend.kernels_for(cols)
+    options = {"overwrite_cols": overwrite_cols} if kernel_name == "numba" else {}
+    return _COL2IM_CHANNEL_MAJOR[kernel_name](cols, tuple(int(s) for s in x_shape), *args, **options)
