@@ -32,7 +32,9 @@ def output_size(op, x_shape, kernel_size, stride, padding, dilation=(1, 1), ceil
     """(out_h, out_w) for an NCHW input, or a ValueError naming the op when the window does not fit."""
     h, w = x_shape[-2:]
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
-    if dh * (kh - 1) + 1 > h + 2 * ph or dw * (kw - 1) + 1 > w + 2 * pw:
+    # PyTorch lets a ceil-mode pooling window overhang a small input (GoogLeNet at 15x15 pools 3x3 over 2x2);
+    # everywhere else a window larger than the padded input is an error.
+    if not ceil_mode and (dh * (kh - 1) + 1 > h + 2 * ph or dw * (kw - 1) + 1 > w + 2 * pw):
         raise ValueError(
             f"{op}: kernel size {(kh, kw)} (dilation {(dh, dw)}) is larger than the padded input "
             f"{(h + 2 * ph, w + 2 * pw)} (input {(h, w)}, padding {(ph, pw)})"
