@@ -4,30 +4,20 @@ derived by hand from the channel table), state_dict names, weight round trip, go
 width/small_input builds, and float64 gradient checks of each block kind.
 
 Golden files: tests/reference/golden/googlenet.npz and keys/googlenet.json (written by tests/reference/generate.py
-in float64). ``TI_REFERENCE_DIR`` points the tests at another folder holding golden/ and keys/ (freshly generated
-files). The golden helpers here are local to this file (tests/models/golden.py did not exist yet).
+in float64), read through tests/models/golden.py.
 """
-import json
-import os
-import sys
-
 import numpy as np
 import pytest
 
 import tinyinception as ti
 from tinyinception.models import inception_v1 as v1
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-REFERENCE = os.environ.get("TI_REFERENCE_DIR", os.path.join(HERE, "..", "reference"))
-sys.path.insert(0, os.path.join(HERE, "..", "reference"))
-import weights  # noqa: E402  (the deterministic weight rule shared with the generator)
+from golden import (check_golden, check_reference_names, check_round_trip, count, load_golden, needs_golden,
+                    needs_keys, reference_state_dict, run_golden)
 
 NETWORK = "googlenet"
-ACTIVATIONS = ["conv1", "inception3a", "inception4a", "inception5b"]  # same module names here and in torchvision
-
-
-def count(module):
-    return sum(int(p.data.size) for p in module.parameters())
+# Golden activation -> our module path: the same module names here and in torchvision.
+ACTIVATIONS = {name: name for name in ("conv1", "inception3a", "inception4a", "inception5b")}
+AUX_HEADS = {"aux1": "aux_logits1", "aux2": "aux_logits2"}  # golden head -> field of GoogLeNetOutputs
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -99,33 +89,16 @@ def test_registry_builds_googlenet():
 # ----------------------------------------------------------------------------------------------------------------
 # Names and weight exchange
 # ----------------------------------------------------------------------------------------------------------------
-def reference_keys():
-    with open(os.path.join(REFERENCE, "keys", f"{NETWORK}.json")) as f:
-        return json.load(f)
-
-
-def deterministic_weights():
-    shapes = {e["name"]: tuple(e["shape"]) for e in reference_keys()["state_dict"]}
-    return weights.deterministic_state_dict(shapes, seed=0)
-
-
+@needs_keys(NETWORK)
 def test_state_dict_maps_one_to_one_onto_torchvision():
-    keys = reference_keys()
-    model = ti.models.googlenet()
-    exported = ti.interop.to_torch_state_dict(model)
-    assert [(k, tuple(v.shape)) for k, v in exported.items()] == [(e["name"], tuple(e["shape"]))
-                                                                   for e in keys["state_dict"]]
-    assert keys["num_params"] == count(model)
+    keys = check_reference_names(ti.models.googlenet(), NETWORK)
     assert keys["batchnorm_eps"] == [0.001]
 
 
+@needs_keys(NETWORK)
 def test_round_trip_is_exact():
-    state = deterministic_weights()
-    model = ti.interop.load_torch_state_dict(ti.models.googlenet(), state)
-    back = ti.interop.to_torch_state_dict(model)
-    assert list(back) == list(state)
-    for key, value in state.items():
-        np.testing.assert_array_equal(back[key], value, err_msg=key)
+    state = reference_state_dict(NETWORK)
+    model = check_round_trip(ti.models.googlenet(), state)
     assert model.inception4c.branch_3x3.conv.bn.running_var.data is not None
     np.testing.assert_array_equal(model.inception4c.branch_pool.proj.conv.weight.data,
                                   state["inception4c.branch4.1.conv.weight"])
@@ -139,80 +112,20 @@ def test_paper_layout_has_no_reference_table():
 # ----------------------------------------------------------------------------------------------------------------
 # Golden parity
 # ----------------------------------------------------------------------------------------------------------------
-def golden():
-    data = np.load(os.path.join(REFERENCE, "golden", f"{NETWORK}.npz"))
-    return {k: data[k] for k in data.files}
-
-
-def assert_matches(ours, gold, key, rtol=1e-4, atol=1e-4):
-    """Compare ``ours`` with the golden entry ``key`` (stored whole or as digest views)."""
-    for suffix, view in weights.digest(ours).items():
-        name = f"{key}/{suffix}" if suffix else key
-        np.testing.assert_allclose(view, gold[name], rtol=rtol, atol=atol, err_msg=name)
-
-
-def assert_gradient_matches(ours, gold, key, tol=1e-3):
-    """Relative error in the L2 norm, ||ours - ref|| / ||ref|| <= tol, over each stored view."""
-    for suffix, view in weights.digest(ours).items():
-        name = f"{key}/{suffix}" if suffix else key
-        ref = gold[name].astype(np.float64)
-        error = np.linalg.norm(view.astype(np.float64) - ref) / max(np.linalg.norm(ref), 1e-30)
-        assert error <= tol, f"{name}: relative L2 error {error:.2e} > {tol}"
-
-
-def run_golden(train, dtype=np.float32):
-    """Our network on the golden input with the deterministic weights: forward, hooked activations, backward of
-    sum(output * projection) over the heads the golden file used. Outputs are returned as ``dtype``."""
-    gold = {k: v.astype(dtype) if v.dtype == np.float32 else v for k, v in golden().items()}
-    model = ti.models.googlenet(dropout=0.0, dropout_aux=0.0)
-    if dtype == np.float64:
-        model.double()
-    model = ti.interop.load_torch_state_dict(model, deterministic_weights())
-    model.train(train)
-    acts = {}
-    for name in ACTIVATIONS:
-        getattr(model, name).register_forward_hook(lambda m, i, out, name=name: acts.__setitem__(name, out.numpy()))
-    x = ti.tensor(gold["input"], requires_grad=True)
-    out = model(x)
-    heads = {"logits": out.logits, "aux1": out.aux_logits1, "aux2": out.aux_logits2} if train else {"logits": out}
-    loss = None
-    for head, value in heads.items():
-        term = (value * ti.tensor(gold[f"proj/{head}"])).sum()
-        loss = term if loss is None else loss + term
-    loss.backward()
-    return gold, model, heads, acts, x.grad, loss
-
-
+@needs_golden(NETWORK)
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_golden_eval_mode(dtype):
+@pytest.mark.parametrize("mode, dtype", [("eval", np.float32), ("eval", np.float64), ("train", np.float64)])
+def test_matches_golden(mode, dtype):
     """Eval values in float32 and float64; the input gradient is checked in float64 as tests/reference/README.md
-    prescribes (in float32 it happens to agree to 7e-7 here)."""
-    gold, _, heads, acts, grad, loss = run_golden(train=False, dtype=dtype)
-    assert_matches(heads["logits"].numpy(), gold, "eval/logits")
-    for name in ACTIVATIONS:
-        assert_matches(acts[name], gold, f"eval/act/{name}")
-    if dtype == np.float64:
-        assert_gradient_matches(grad, gold, "eval/grad_input")
-    np.testing.assert_allclose(loss.item(), gold["eval/loss"], rtol=1e-4)
-
-
-@pytest.mark.slow
-def test_golden_train_mode_with_aux_heads():
-    """In float64: at the golden 15x15 input, inception4a-5b run on 1x1 maps, so train-mode BatchNorm normalises
-    two values per channel (batch 2), where float32 rounding is amplified up to 1/sqrt(eps) ~ 30x per layer
-    (float32 here differs from the float64 reference by ~1 in the logits; torch's float32 does the same)."""
-    gold, model, heads, acts, grad, loss = run_golden(train=True, dtype=np.float64)
-    for head in ("logits", "aux1", "aux2"):
-        assert_matches(heads[head].numpy(), gold, f"train/{head}")
-    for name in ACTIVATIONS:
-        assert_matches(acts[name], gold, f"train/act/{name}")
-    assert_gradient_matches(grad, gold, "train/grad_input")
-    ours = model.state_dict()
-    table = {theirs: key for key, theirs in ti.interop.mapping._table_for(model).items()}
-    for key in [k for k in gold if k.startswith("train/state/")]:
-        np.testing.assert_allclose(ours[table[key[len("train/state/"):]]], gold[key], rtol=1e-4, atol=1e-5,
-                                   err_msg=key)
+    prescribes (in float32 it happens to agree to 7e-7 here). Train mode (with both aux heads) in float64: at the
+    golden 15x15 input, inception4a-5b run on 1x1 maps, so train-mode BatchNorm normalises two values per channel
+    (batch 2), where float32 rounding is amplified up to 1/sqrt(eps) ~ 30x per layer (float32 here differs from
+    the float64 reference by ~1 in the logits; torch's float32 does the same). The golden train mode has every
+    Dropout in eval (identity): built here with p = 0."""
+    gold = load_golden(NETWORK)
+    run = run_golden(ti.models.googlenet(dropout=0.0, dropout_aux=0.0), gold, train=mode == "train", dtype=dtype,
+                     activations=ACTIVATIONS, aux_heads=AUX_HEADS, backward=dtype == np.float64)
+    check_golden(run, gold, mode)
 
 
 @pytest.mark.slow

@@ -2,33 +2,24 @@
 torchvision's), weight round trip, golden parity (eval and train mode with the aux head), multiply-adds,
 transform_input, input-size errors, width/small_input builds, and float64 gradient checks of every block kind.
 
-Golden parity uses a local helper (no shared tests/models/golden.py existed when this was written)."""
+Golden parity through tests/models/golden.py, small-build checks through tests/models/small_builds.py."""
 import importlib
-import json
 import os
-import sys
 
 import numpy as np
 import pytest
 
 import tinyinception as ti
+from golden import (assert_matches, check_golden, check_reference_names, check_round_trip, count, golden_input,
+                    keys_path, load_golden, load_keys, needs_golden, needs_keys, run_golden, shifted_state)
+from small_builds import (check_small_input_keeps_parameter_shapes, check_small_input_minimum, check_training_step,
+                          gradcheck_eval_block, output_sizes, random_batch)
 v3 = importlib.import_module("tinyinception.models.inception_v3")  # the module (the package exports the builder)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REFERENCE = os.path.join(HERE, "..", "reference")
-sys.path.insert(0, REFERENCE)
-import weights  # noqa: E402  (tests/reference/weights.py: the deterministic weight rule)
-from helpers import assert_close  # noqa: E402
-
 NETWORK = "inception_v3"
-GOLDEN = os.path.join(REFERENCE, "golden", f"{NETWORK}.npz")
-KEYS = os.path.join(REFERENCE, "keys", f"{NETWORK}.json")
-needs_golden = pytest.mark.skipif(not os.path.exists(GOLDEN), reason=f"{GOLDEN} not generated yet")
-needs_keys = pytest.mark.skipif(not os.path.exists(KEYS), reason=f"{KEYS} not generated yet")
-
-
-def count(module):
-    return sum(int(p.data.size) for p in module.parameters())
+# Golden activation -> our module path: the same module names here and in torchvision.
+ACTIVATIONS = {name: name for name in ("Mixed_5d", "Mixed_6e", "Mixed_7c")}
+AUX_HEADS = {"aux": "aux_logits"}  # golden head -> field of InceptionOutputs
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -64,31 +55,18 @@ def test_pools_and_batchnorm_follow_torchvision(model):
             model.Mixed_7c.out_channels] == [256, 768, 1280, 2048]
 
 
-@needs_keys
+@needs_keys(NETWORK)
 @pytest.mark.slow
 def test_state_dict_names_equal_torchvision(model):
     """Our names are torchvision's, in torchvision's order (AuxLogits between Mixed_6e and Mixed_7a)."""
-    with open(KEYS) as f:
-        keys = json.load(f)
-    expected = [(e["name"], tuple(e["shape"])) for e in keys["state_dict"]]
-    assert [(name, tuple(value.shape)) for name, value in model.state_dict().items()] == expected
-    table = ti.interop.to_torch_state_dict(model)
-    assert list(table) == [name for name, _ in expected]
-    assert keys["num_params"] == count(model)
+    keys = check_reference_names(model, NETWORK)
+    assert [(name, tuple(value.shape)) for name, value in model.state_dict().items()] == \
+        [(e["name"], tuple(e["shape"])) for e in keys["state_dict"]]
 
 
 @pytest.mark.slow
 def test_torch_state_dict_round_trip_is_exact(model):
-    exported = ti.interop.to_torch_state_dict(model)
-    for value in exported.values():  # make every tensor distinct from a fresh model's
-        if value.dtype.kind == "f":
-            value += np.float32(0.125)
-    fresh = ti.models.inception_v3()
-    ti.interop.load_torch_state_dict(fresh, exported)
-    back = ti.interop.to_torch_state_dict(fresh)
-    assert list(back) == list(exported)
-    for key in exported:
-        np.testing.assert_array_equal(back[key], exported[key], err_msg=key)
+    check_round_trip(ti.models.inception_v3(), shifted_state(model, 0.125))
 
 
 def test_loading_a_state_dict_without_aux_weights_names_them():
@@ -101,134 +79,30 @@ def test_loading_a_state_dict_without_aux_weights_names_them():
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Golden parity (299x299: the aux head needs Mixed_6e >= 17x17): one forward + backward per mode, shared
+# Golden parity (299x299: the aux head needs Mixed_6e >= 17x17): one test per golden run (mode, dtype)
 # ----------------------------------------------------------------------------------------------------------------
-def run_mode(golden, train, dtype):
-    """Forward + backward of the golden loss (sum over heads of sum(head * projection)) as the generator did."""
-    with open(KEYS) as f:
-        shapes = {e["name"]: tuple(e["shape"]) for e in json.load(f)["state_dict"]}
-    model = ti.models.inception_v3()
-    ti.interop.load_torch_state_dict(model, weights.deterministic_state_dict(shapes, seed=golden["meta"]["seed"]))
-    if dtype == np.float64:
-        model.double()
-    model.train(train)
-    model.dropout.eval()  # the golden train mode has every Dropout in eval
-    acts = {}
-    for name in golden["meta"]["activations"]:
-        getattr(model, name).register_forward_hook(lambda m, i, out, name=name: acts.__setitem__(name, out.numpy()))
-    meta = golden["meta"]
-    x = ti.Tensor(weights.deterministic_input(meta["input_shape"], meta["seed"], meta["input_name"]).astype(dtype),
-                  requires_grad=True)
-    out = model(x)
-    heads = {"logits": out.logits, "aux": out.aux_logits} if train else {"logits": out}
-    loss = None
-    for head, value in heads.items():
-        term = (value * ti.Tensor(golden[f"proj/{head}"].astype(dtype))).sum()
-        loss = term if loss is None else loss + term
-    loss.backward()
-    return {"heads": {k: v.numpy() for k, v in heads.items()}, "acts": acts, "grad_input": x.grad,
-            "input": x.numpy(), "model": model}
-
-
-@pytest.fixture(scope="module")
-def golden():
-    with np.load(GOLDEN) as data:
-        loaded = {key: data[key] for key in data.files}
-    loaded["meta"] = json.loads(str(loaded["meta"]))
-    return loaded
-
-
-@pytest.fixture(scope="module")
-def eval_run(golden):
-    return run_mode(golden, train=False, dtype=np.float32)
-
-
-@pytest.fixture(scope="module")
-def train_run(golden):
-    """Train mode in float64: batch statistics over 2 x 1 x 1 values per channel (the aux head's conv1) are
-    chaotic in float32 (torchvision's own float32 run differs from its float64 run by ~1e-4 in the aux logits and
-    ~4% in the input gradient); in float64 the comparison is exact to ~1e-9."""
-    return run_mode(golden, train=True, dtype=np.float64)
-
-
-def relative_norm_error(actual, expected):
-    """||actual - expected||_2 / ||expected||_2 over the whole array."""
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    return float(np.linalg.norm(actual - expected) / np.linalg.norm(expected))
-
-
-def gradient_error(ours, golden, key):
-    """||ours - g|| / ||g|| for the golden gradient g stored at ``key``.
-
-    At 299x299 the golden gradient is stored as weights.digest views, not whole. Each view then gives a lower bound
-    of the whole-array error, and the largest is returned: the crops are subsets of the elements; for the BxB block
-    means, sqrt(sum over blocks of count * mean(difference)^2) <= ||difference|| (Cauchy-Schwarz); and
-    | ||ours|| - ||g|| | <= ||ours - g||. (The block means' own relative error is no bound: neighbouring gradient
-    values of opposite sign cancel in a mean, so a tiny mean carries a large relative error.)
-    """
-    if key in golden:  # stored whole
-        return relative_norm_error(ours, golden[key])
-    reference_norm = float(golden[f"{key}/norm"])
-    views = weights.digest(ours)
-    bounds = [abs(float(views["norm"]) - reference_norm)]
-    for view, value in views.items():
-        expected = golden[f"{key}/{view}"].astype(np.float64)
-        difference = value.astype(np.float64) - expected
-        if view in ("tl", "br"):
-            bounds.append(float(np.linalg.norm(difference)))
-        elif view.startswith("pool"):
-            block = int(view[len("pool"):])
-            height, width = ours.shape[2:]
-            rows = np.minimum(block, height - block * np.arange(expected.shape[2]))
-            cols = np.minimum(block, width - block * np.arange(expected.shape[3]))
-            counts = np.outer(rows, cols)  # elements averaged by each block (partial blocks at the edges)
-            bounds.append(float(np.sqrt((counts * difference ** 2).sum())))
-    return max(bounds) / reference_norm
-
-
-def compare_digest(ours, golden, key, rtol=1e-4, atol=1e-4):
-    """``ours`` against the golden array ``key``, stored whole or as weights.digest views."""
-    for view, value in weights.digest(ours).items():
-        name = f"{key}/{view}" if view else key
-        expected = golden[name]
-        assert_close(value, expected, rtol=rtol, atol=atol * max(1.0, float(np.abs(expected).max())), what=name)
-
-
-@needs_golden
+@needs_golden(NETWORK)
 @pytest.mark.slow
-def test_golden_input_is_the_deterministic_input(eval_run, golden):
-    compare_digest(eval_run["input"], golden, "input", rtol=0, atol=0)
+def test_golden_input_is_the_deterministic_input():
+    gold = load_golden(NETWORK)
+    assert_matches(golden_input(gold), gold, "input", rtol=0, atol=0)
 
 
-@needs_golden
+@needs_golden(NETWORK)
 @pytest.mark.slow
-def test_eval_logits_activations_and_gradient_match_golden(eval_run, golden):
-    assert_close(eval_run["heads"]["logits"], golden["eval/logits"], rtol=1e-4, atol=1e-4, what="eval logits")
-    assert set(eval_run["acts"]) == set(golden["meta"]["activations"])
-    for name, value in eval_run["acts"].items():
-        compare_digest(value, golden, f"eval/act/{name}")
-    assert eval_run["grad_input"].dtype == np.float32
-    assert gradient_error(eval_run["grad_input"], golden, "eval/grad_input") < 1e-3
-
-
-@needs_golden
-@pytest.mark.slow
-def test_train_logits_aux_activations_and_gradient_match_golden(train_run, golden):
-    assert_close(train_run["heads"]["logits"], golden["train/logits"], rtol=1e-4, atol=1e-4, what="train logits")
-    assert_close(train_run["heads"]["aux"], golden["train/aux"], rtol=1e-4, atol=1e-4, what="train aux logits")
-    for name, value in train_run["acts"].items():
-        compare_digest(value, golden, f"train/act/{name}")
-    assert gradient_error(train_run["grad_input"], golden, "train/grad_input") < 1e-3
-
-
-@needs_golden
-@pytest.mark.slow
-def test_train_updates_running_statistics_like_torchvision(train_run, golden):
-    ours = ti.interop.to_torch_state_dict(train_run["model"])
-    tracked = [key for key in golden if key.startswith("train/state/")]
-    assert tracked and any(key.startswith("train/state/AuxLogits.") for key in tracked)
-    for key in tracked:
-        assert_close(ours[key[len("train/state/"):]], golden[key], rtol=1e-5, atol=1e-6, what=key)
+@pytest.mark.parametrize("mode, dtype", [("eval", np.float32), ("train", np.float64)])
+def test_matches_golden(mode, dtype):
+    """Eval mode in float32, train mode (with the aux head) in float64: batch statistics over 2 x 1 x 1 values per
+    channel (the aux head's conv1) are chaotic in float32 (torchvision's own float32 run differs from its float64
+    run by ~1e-4 in the aux logits and ~4% in the input gradient); in float64 the comparison is exact to ~1e-9.
+    Activations: atol 1e-4 times each view's largest magnitude. The input gradient is compared on the whole array
+    (bounded from the stored views): in float32, max-pool ties move single gradient values, which each view's
+    own relative error would count up to 4e-3."""
+    gold = load_golden(NETWORK)
+    run = run_golden(ti.models.inception_v3(), gold, train=mode == "train", dtype=dtype, activations=ACTIVATIONS,
+                     aux_heads=AUX_HEADS, dropouts=["dropout"])  # the golden train mode has every Dropout in eval
+    check_golden(run, gold, mode, atol_scaled=True, gradient_bound=True)
+    assert mode == "eval" or any(key.startswith("train/state/AuxLogits.") for key in gold)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -240,9 +114,8 @@ def test_multiply_adds_at_299_equal_torchvision(model):
     assert round(result.total_macs / 1e9, 3) == 5.713  # torchvision's published 5.713 GFLOPS (conv + linear)
     assert result.total_macs == 5_713_216_096
     assert result.used_params == 23_834_568  # the aux head does not run in eval mode
-    if os.path.exists(KEYS):  # the generator's count on torchvision's own layers (conv + linear hooks)
-        with open(KEYS) as f:
-            assert result.total_macs == json.load(f)["macs"]["eval@299"]
+    if os.path.exists(keys_path(NETWORK)):  # the generator's count on torchvision's own layers (conv + linear hooks)
+        assert result.total_macs == load_keys(NETWORK)["macs"]["eval@299"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -280,35 +153,25 @@ def test_smallest_input_runs_in_eval_and_without_aux():
 
 
 def test_small_input_minimum_size():
-    small = ti.models.inception_v3(num_classes=3, width=0.05, small_input=True)
-    small.eval()
-    assert small(ti.Tensor(np.zeros((1, 3, 13, 13), np.float32))).shape == (1, 3)
-    with pytest.raises(ValueError, match=r"inception_v3 \(small_input\): input 12x12 .* 13x13"):
-        small(ti.Tensor(np.zeros((1, 3, 12, 12), np.float32)))
+    check_small_input_minimum(ti.models.inception_v3(num_classes=3, width=0.05, small_input=True),
+                              r"inception_v3 \(small_input\)")
 
 
 def test_small_input_keeps_every_parameter_shape():
-    native = ti.interop.to_torch_state_dict(ti.models.inception_v3(num_classes=10, width=0.1))
-    small = ti.interop.to_torch_state_dict(ti.models.inception_v3(num_classes=10, width=0.1, small_input=True))
-    assert {k: v.shape for k, v in native.items()} == {k: v.shape for k, v in small.items()}
+    check_small_input_keeps_parameter_shapes(ti.models.inception_v3)
 
 
 def test_tiny_width_small_input_trains_on_32x32_with_the_aux_head():
     model = ti.models.create(NETWORK, num_classes=10, width=0.05, small_input=True)
-    shapes = {}
-    for name in ("Mixed_5b", "Mixed_6b", "Mixed_7b"):
-        getattr(model, name).register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, o.shape))
-    x = ti.Tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32), requires_grad=True)
+    sizes = output_sizes(model, ["Mixed_5b", "Mixed_6b", "Mixed_7b"])
+    x = random_batch()
     out = model(x)
     assert isinstance(out, v3.InceptionOutputs) and out._fields == ("logits", "aux_logits")
     assert out.logits.shape == (2, 10) and out.aux_logits.shape == (2, 10) and out.logits.dtype == np.float32
-    assert (shapes["Mixed_5b"][2:], shapes["Mixed_6b"][2:], shapes["Mixed_7b"][2:]) == ((16, 16), (7, 7), (3, 3))
+    assert sizes == {"Mixed_5b": (16, 16), "Mixed_6b": (7, 7), "Mixed_7b": (3, 3)}
     target = ti.Tensor(np.array([1, 7]))
     loss = ti.functional.cross_entropy(out.logits, target) + 0.4 * ti.functional.cross_entropy(out.aux_logits, target)
-    loss.backward()
-    assert x.grad.shape == x.shape and np.isfinite(x.grad).all()
-    for name, p in model.named_parameters():
-        assert p.grad is not None and p.grad.dtype == np.float32, name
+    check_training_step(model, x, loss)
     model.eval()
     assert model(x).shape == (2, 10)  # eval: logits only
 
@@ -331,26 +194,10 @@ BLOCKS = {
 }
 
 
-def set_batchnorm_state(block):
-    """Non-trivial running statistics and affine parameters, so eval-mode BatchNorm is not the identity and no
-    pre-activation sits exactly on the ReLU kink (a convolution over a window of ReLU zeros outputs exactly 0;
-    with mean 0 and bias 0 that 0 would reach the ReLU, where finite differences see half a derivative)."""
-    for module in block.modules():
-        if isinstance(module, ti.nn.BatchNorm2d):
-            module.running_mean.data[...] = np.linspace(-0.2, 0.3, module.num_features)
-            module.running_var.data[...] = np.linspace(0.5, 1.5, module.num_features)
-            module.bias.data[...] = np.linspace(0.15, -0.1, module.num_features)
-
-
 @pytest.mark.parametrize("kind", sorted(BLOCKS))
 def test_block_gradcheck_float64(kind):
     build, shape = BLOCKS[kind]
-    block = build().double()
-    block.eval()  # fixed BatchNorm statistics: finite differences see the same function on every call
-    set_batchnorm_state(block)
-    x = ti.Tensor(np.random.default_rng(3).standard_normal(shape), requires_grad=True)
-    params = list(block.parameters())
-    assert ti.gradcheck(lambda x, *p: block(x), (x, *params), fast_mode=True)
+    assert gradcheck_eval_block(build(), shape)
 
 
 def test_factorised_block_gradcheck_float64_in_train_mode():

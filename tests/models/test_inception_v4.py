@@ -3,38 +3,27 @@ weight round trip, golden parity (eval and train mode), multiply-adds, the detai
 (count_include_pad=False, concatenation orders), input-size errors, width/small_input builds, and float64 gradient
 checks of every block kind.
 
-Golden parity uses a local helper (no shared tests/models/golden.py existed when this was written)."""
+Golden parity through tests/models/golden.py, small-build checks through tests/models/small_builds.py."""
 import importlib
-import json
 import os
-import sys
 
 import numpy as np
 import pytest
 
 import tinyinception as ti
+from golden import (check_golden, check_reference_names, check_round_trip, count, keys_path, load_error_message,
+                    load_golden, load_keys, needs_golden, needs_keys, run_golden, shifted_state)
+from small_builds import (check_native_input_limits, check_small_input_keeps_parameter_shapes,
+                          check_small_input_minimum, check_training_step, gradcheck_eval_block, output_sizes,
+                          random_batch)
 
 v4 = importlib.import_module("tinyinception.models.inception_v4")  # the module (the package exports the builder)
 table_v4 = importlib.import_module("tinyinception.interop.inception_v4")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REFERENCE = os.path.join(HERE, "..", "reference")
-sys.path.insert(0, REFERENCE)
-import weights  # noqa: E402  (tests/reference/weights.py: the deterministic weight rule)
-from helpers import assert_close  # noqa: E402
-
 NETWORK = "inception_v4"
-GOLDEN = os.path.join(REFERENCE, "golden", f"{NETWORK}.npz")
-KEYS = os.path.join(REFERENCE, "keys", f"{NETWORK}.json")
-needs_golden = pytest.mark.skipif(not os.path.exists(GOLDEN), reason=f"{GOLDEN} not generated yet")
-needs_keys = pytest.mark.skipif(not os.path.exists(KEYS), reason=f"{KEYS} not generated yet")
 # Reference module name (golden activations) -> our module path.
 ACTIVATIONS = {"features.3": "stem.mixed_3a", "features.5": "stem.mixed_5a", "features.10": "reduction_a",
                "features.21": "inception_c3"}
-
-
-def count(module):
-    return sum(int(p.data.size) for p in module.parameters())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -107,135 +96,39 @@ def test_name_table_examples():
     assert len(set(table.values())) == len(table)
 
 
-@needs_keys
+@needs_keys(NETWORK)
 @pytest.mark.slow
 def test_state_dict_maps_one_to_one_onto_timm(model):
-    with open(KEYS) as f:
-        keys = json.load(f)
-    expected = [(e["name"], tuple(e["shape"])) for e in keys["state_dict"]]
-    table = ti.interop.to_torch_state_dict(model)
-    assert [(name, tuple(value.shape)) for name, value in table.items()] == expected
-    assert keys["num_params"] == count(model)
+    check_reference_names(model, NETWORK)
 
 
 @pytest.mark.slow
 def test_torch_state_dict_round_trip_is_exact(model):
-    exported = ti.interop.to_torch_state_dict(model)
-    for value in exported.values():  # make every tensor distinct from a fresh model's
-        if value.dtype.kind == "f":
-            value += np.float32(0.125)
-    fresh = ti.models.inception_v4()
-    ti.interop.load_torch_state_dict(fresh, exported)
-    back = ti.interop.to_torch_state_dict(fresh)
-    assert list(back) == list(exported)
-    for key in exported:
-        np.testing.assert_array_equal(back[key], exported[key], err_msg=key)
+    check_round_trip(ti.models.inception_v4(), shifted_state(model, 0.125))
 
 
 def test_loading_a_wrong_state_dict_names_the_keys():
-    small = ti.models.inception_v4(width=0.05, small_input=True)
-    state = ti.interop.to_torch_state_dict(small)
-    state["features.6.branch0.conv.weight"] = state["features.6.branch0.conv.weight"][:1]
-    del state["last_linear.bias"]
-    with pytest.raises(KeyError) as failure:
-        ti.interop.load_torch_state_dict(small, state)
-    message = str(failure.value)
+    message = load_error_message(ti.models.inception_v4(width=0.05, small_input=True),
+                                 mis_shaped="features.6.branch0.conv.weight", dropped="last_linear.bias")
     assert "missing from the state_dict (1): last_linear.bias" in message
     assert "features.6.branch0.conv.weight -> inception_a1.branch1x1.conv.weight" in message
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Golden parity (75x75): one forward + backward per mode, shared by the tests below
+# Golden parity (75x75): one test per golden run (mode, dtype)
 # ----------------------------------------------------------------------------------------------------------------
-def run_mode(golden, train, dtype):
-    """Forward + backward of sum(logits * projection) as the generator did."""
-    with open(KEYS) as f:
-        shapes = {e["name"]: tuple(e["shape"]) for e in json.load(f)["state_dict"]}
-    model = ti.models.inception_v4()
-    ti.interop.load_torch_state_dict(model, weights.deterministic_state_dict(shapes, seed=golden["meta"]["seed"]))
-    if dtype == np.float64:
-        model.double()
-    model.train(train)
-    model.dropout.eval()  # the golden train mode has every Dropout in eval (timm's drop_rate is 0 anyway)
-    acts, modules = {}, dict(model.named_modules())
-    for ref_name, ours in ACTIVATIONS.items():
-        modules[ours].register_forward_hook(lambda m, i, out, name=ref_name: acts.__setitem__(name, out.numpy()))
-    meta = golden["meta"]
-    x = ti.Tensor(weights.deterministic_input(meta["input_shape"], meta["seed"], meta["input_name"]).astype(dtype),
-                  requires_grad=True)
-    logits = model(x)
-    (logits * ti.Tensor(golden["proj/logits"].astype(dtype))).sum().backward()
-    return {"logits": logits.numpy(), "acts": acts, "grad_input": x.grad, "input": x.numpy(), "model": model}
-
-
-@pytest.fixture(scope="module")
-def golden():
-    with np.load(GOLDEN) as data:
-        loaded = {key: data[key] for key in data.files}
-    loaded["meta"] = json.loads(str(loaded["meta"]))
-    return loaded
-
-
-@pytest.fixture(scope="module")
-def eval_run(golden):
-    return run_mode(golden, train=False, dtype=np.float32)
-
-
-@pytest.fixture(scope="module")
-def train_run(golden):
-    """Train mode in float64: at 75x75 the 8x8 stage is 1x1, so train-mode BatchNorm normalises two values per
-    channel, which float32 cannot resolve (timm's own float32 run differs from its float64 run by ~60% in the
-    logits at 75x75, still ~7e-4 at 139x139); in float64 the comparison is exact to ~1e-7."""
-    return run_mode(golden, train=True, dtype=np.float64)
-
-
-def relative_norm_error(actual, expected):
-    """||actual - expected||_2 / ||expected||_2 over the whole array."""
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    return float(np.linalg.norm(actual - expected) / np.linalg.norm(expected))
-
-
-def compare_digest(ours, golden, key, rtol=1e-4, atol=1e-4):
-    """``ours`` against the golden array ``key``, stored whole or as weights.digest views."""
-    for view, value in weights.digest(ours).items():
-        name = f"{key}/{view}" if view else key
-        expected = golden[name]
-        assert_close(value, expected, rtol=rtol, atol=atol * max(1.0, float(np.abs(expected).max())), what=name)
-
-
-@needs_golden
+@needs_golden(NETWORK)
 @pytest.mark.slow
-def test_eval_logits_activations_and_gradient_match_golden(eval_run, golden):
-    compare_digest(eval_run["input"], golden, "input", rtol=0, atol=0)
-    assert_close(eval_run["logits"], golden["eval/logits"], rtol=1e-4, atol=1e-4, what="eval logits")
-    assert set(eval_run["acts"]) == set(golden["meta"]["activations"])
-    for name, value in eval_run["acts"].items():
-        compare_digest(value, golden, f"eval/act/{name}")
-    assert eval_run["grad_input"].dtype == np.float32
-    for view, value in weights.digest(eval_run["grad_input"]).items():
-        key = f"eval/grad_input/{view}" if view else "eval/grad_input"
-        assert relative_norm_error(value, golden[key]) < 1e-3, key
-
-
-@needs_golden
-@pytest.mark.slow
-def test_train_logits_activations_and_gradient_match_golden(train_run, golden):
-    assert_close(train_run["logits"], golden["train/logits"], rtol=1e-4, atol=1e-4, what="train logits")
-    for name, value in train_run["acts"].items():
-        compare_digest(value, golden, f"train/act/{name}")
-    for view, value in weights.digest(train_run["grad_input"]).items():
-        key = f"train/grad_input/{view}" if view else "train/grad_input"
-        assert relative_norm_error(value, golden[key]) < 1e-3, key
-
-
-@needs_golden
-@pytest.mark.slow
-def test_train_updates_running_statistics_like_timm(train_run, golden):
-    ours = ti.interop.to_torch_state_dict(train_run["model"])
-    tracked = [key for key in golden if key.startswith("train/state/")]
-    assert tracked
-    for key in tracked:
-        assert_close(ours[key[len("train/state/"):]], golden[key], rtol=1e-5, atol=1e-6, what=key)
+@pytest.mark.parametrize("mode, dtype", [("eval", np.float32), ("train", np.float64)])
+def test_matches_golden(mode, dtype):
+    """Eval mode in float32, the input gradient included. Train mode in float64: at 75x75 the 8x8 stage is 1x1, so
+    train-mode BatchNorm normalises two values per channel, which float32 cannot resolve (timm's own float32 run
+    differs from its float64 run by ~60% in the logits at 75x75, still ~7e-4 at 139x139); in float64 the
+    comparison is exact to ~1e-7. Activations: atol 1e-4 times each view's largest magnitude."""
+    gold = load_golden(NETWORK)
+    run = run_golden(ti.models.inception_v4(), gold, train=mode == "train", dtype=dtype, activations=ACTIVATIONS,
+                     dropouts=["dropout"])  # the golden train mode has every Dropout in eval (timm's drop_rate is 0)
+    check_golden(run, gold, mode, atol_scaled=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -246,50 +139,34 @@ def test_multiply_adds_at_299_within_one_percent_of_timm(model):
     result = ti.summary(model, (3, 299, 299), show=False)
     assert result.total_macs == 12_253_974_624  # conv + linear, the fact sheet's 12.254 G
     assert abs(result.total_macs / 12.28e9 - 1) < 0.01  # timm's 12.28 GMACs also counts BatchNorm and pooling
-    if os.path.exists(KEYS):  # the generator's count on timm's own layers (conv + linear hooks)
-        with open(KEYS) as f:
-            assert result.total_macs == json.load(f)["macs"]["eval@299"]
+    if os.path.exists(keys_path(NETWORK)):  # the generator's count on timm's own layers (conv + linear hooks)
+        assert result.total_macs == load_keys(NETWORK)["macs"]["eval@299"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Sizes, width, small_input
 # ----------------------------------------------------------------------------------------------------------------
 def test_input_smaller_than_75_is_rejected_with_the_network_name():
-    small = ti.models.inception_v4(width=0.05)
-    with pytest.raises(ValueError, match=r"inception_v4: input 74x75 .* 75x75"):
-        small(ti.Tensor(np.zeros((1, 3, 74, 75), np.float32)))
-    with pytest.raises(ValueError, match=r"inception_v4: expected input \(N, 3, H, W\)"):
-        small(ti.Tensor(np.zeros((1, 1, 80, 80), np.float32)))
+    check_native_input_limits(ti.models.inception_v4(width=0.05), "inception_v4")
 
 
 def test_small_input_minimum_size():
-    small = ti.models.inception_v4(num_classes=3, width=0.05, small_input=True)
-    small.eval()
-    assert small(ti.Tensor(np.zeros((1, 3, 13, 13), np.float32))).shape == (1, 3)
-    with pytest.raises(ValueError, match=r"inception_v4 \(small_input\): input 12x12 .* 13x13"):
-        small(ti.Tensor(np.zeros((1, 3, 12, 12), np.float32)))
+    check_small_input_minimum(ti.models.inception_v4(num_classes=3, width=0.05, small_input=True),
+                              r"inception_v4 \(small_input\)")
 
 
 def test_small_input_keeps_every_parameter_shape():
-    native = ti.interop.to_torch_state_dict(ti.models.inception_v4(num_classes=10, width=0.1))
-    small = ti.interop.to_torch_state_dict(ti.models.inception_v4(num_classes=10, width=0.1, small_input=True))
-    assert {k: v.shape for k, v in native.items()} == {k: v.shape for k, v in small.items()}
+    check_small_input_keeps_parameter_shapes(ti.models.inception_v4)
 
 
 def test_tiny_width_small_input_trains_on_32x32():
     model = ti.models.create(NETWORK, num_classes=10, width=0.05, small_input=True)
-    shapes = {}
-    for name in ("stem", "inception_a1", "inception_b1", "inception_c1"):
-        getattr(model, name).register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, o.shape))
-    x = ti.Tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32), requires_grad=True)
+    sizes = output_sizes(model, ["stem", "inception_a1", "inception_b1", "inception_c1"])
+    x = random_batch()
     logits = model(x)
     assert logits.shape == (2, 10) and logits.dtype == np.float32
-    assert [shapes[n][2:] for n in ("stem", "inception_a1", "inception_b1", "inception_c1")] == \
-        [(16, 16), (16, 16), (7, 7), (3, 3)]
-    ti.functional.cross_entropy(logits, ti.Tensor(np.array([1, 7]))).backward()
-    assert x.grad.shape == x.shape and np.isfinite(x.grad).all()
-    for name, p in model.named_parameters():
-        assert p.grad is not None and p.grad.dtype == np.float32, name
+    assert sizes == {"stem": (16, 16), "inception_a1": (16, 16), "inception_b1": (7, 7), "inception_c1": (3, 3)}
+    check_training_step(model, x, ti.functional.cross_entropy(logits, ti.Tensor(np.array([1, 7]))))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -310,32 +187,15 @@ BLOCKS = {
 }
 
 
-def set_batchnorm_state(block):
-    """Non-trivial running statistics and affine parameters (see test_inception_v3.py: keeps pre-activations off
-    the ReLU kink, where finite differences see half a derivative)."""
-    for module in block.modules():
-        if isinstance(module, ti.nn.BatchNorm2d):
-            module.running_mean.data[...] = np.linspace(-0.2, 0.3, module.num_features)
-            module.running_var.data[...] = np.linspace(0.5, 1.5, module.num_features)
-            module.bias.data[...] = np.linspace(0.15, -0.1, module.num_features)
-
-
 @pytest.mark.parametrize("kind", sorted(BLOCKS))
 def test_block_gradcheck_float64(kind):
     build, shape = BLOCKS[kind]
-    block = build().double()
-    block.eval()  # fixed BatchNorm statistics: finite differences see the same function on every call
-    set_batchnorm_state(block)
-    x = ti.Tensor(np.random.default_rng(3).standard_normal(shape), requires_grad=True)
-    params = list(block.parameters())
-    assert ti.gradcheck(lambda x, *p: block(x), (x, *params), fast_mode=True)
+    assert gradcheck_eval_block(build(), shape)
 
 
 def test_small_input_stem_gradcheck_float64():
     """The whole small_input stem (stride-1 convolutions, padded mixed blocks) at 13x13 -> 7x7."""
     stem = v4.Stem(3, conv=(2, 2, 3), mixed_3a=2, mixed_4a_branch3x3=(2, 2), mixed_4a_branch7x7x3=(2, 2, 2, 2),
-                   mixed_5a=2, small_input=True).double().eval()
-    set_batchnorm_state(stem)
-    x = ti.Tensor(np.random.default_rng(5).standard_normal((1, 3, 13, 13)), requires_grad=True)
-    assert stem(x).shape == (1, stem.out_channels, 7, 7) and stem.out_channels == 6
-    assert ti.gradcheck(lambda x, *p: stem(x), (x, *stem.parameters()), fast_mode=True)
+                   mixed_5a=2, small_input=True)
+    assert gradcheck_eval_block(stem, (1, 3, 13, 13), seed=5)  # converts stem to float64, eval mode
+    assert stem(ti.Tensor(np.zeros((1, 3, 13, 13)))).shape == (1, stem.out_channels, 7, 7) and stem.out_channels == 6
