@@ -17,7 +17,7 @@ from . import optim
 from . import data
 from . import models, interop
 from .summary import summary
-from . import train
+from . import train, viz
 
 __version__ = "0.1.0"
 

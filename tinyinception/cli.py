@@ -17,12 +17,16 @@ import numpy as np
 DATASETS = ("shapes", "cifar10", "mnist", "fashion_mnist", "folder")
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
 
-# Defaults of ``tinyinception train``, chosen by measurement (see the README's training section): a GoogLeNet at a
-# quarter of the paper's widths with the 32x32 stem, SGD with Nesterov momentum, a short linear warm-up then
-# cosine decay per step. QUICK is the smoke-test setting (CI, tests): seconds, not minutes; accuracy is not the
-# point.
-TRAIN_DEFAULTS = dict(model="googlenet", width=0.25, dataset="shapes", epochs=2, batch_size=64, lr=0.1,
-                      optimizer="sgd", weight_decay=5e-4, label_smoothing=0.0, warmup_epochs=0.1,
+# Defaults of ``tinyinception train``: a GoogLeNet at a quarter of the paper's widths with the 32x32 stem, Adam at
+# lr 5e-4 with a short linear warm-up then cosine decay per step, batch 64, two epochs of Shapes10's 20,000 images.
+# Measured with these defaults, single-threaded (NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1) on a shared machine:
+# 88.2% test accuracy after epoch 1, 98.6% after epoch 2, 329 s wall / 226 s CPU in all, ~125 images/s. (One epoch
+# with the whole cosine in it: 84.1% in 149 s.)
+# Larger steps stay at chance for the first epoch: Adam at 1e-3 / 1.5e-3, AdamW at 2e-3, SGD at 0.02, and SGD at
+# 0.1 even after a Kaiming re-init -- GoogLeNet's torchvision init (std 0.01 under BatchNorm) makes a given step
+# large relative to the weights. QUICK is the smoke-test setting (CI, tests): seconds; accuracy is not the point.
+TRAIN_DEFAULTS = dict(model="googlenet", width=0.25, dataset="shapes", epochs=2, batch_size=64, lr=5e-4,
+                      optimizer="adam", weight_decay=0.0, label_smoothing=0.0, warmup_epochs=0.1,
                       train_size=None, test_size=None, seed=0, out="runs/shapes")
 QUICK = dict(width=0.125, epochs=1, batch_size=32, train_size=256, test_size=128)
 
