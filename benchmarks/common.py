@@ -135,11 +135,43 @@ def format_table(results):
         )
     memory = [r for r in results if r.suite == "memory"]
     if memory:
-        lines += ["", f"{'training step peak memory above imports':50s} {'ours MiB':>9s} {'torch MiB':>9s} {'ratio':>6s}"]
+        lines += ["", f"{'training step peak memory above imports':50s} {'ours MiB':>9s} {'torch MiB':>9s} "
+                      f"{'ratio':>6s}"]
         for r in memory:
             lines.append(f"{r.name[:50]:50s} {r.extra['numba_peak_mib']:9.1f} {r.extra['torch_peak_mib']:9.1f} "
                          f"{r.extra['memory_ratio']:6.2f}")
     return "\n".join(lines)
+
+
+def format_markdown(results, header):
+    """The results as Markdown tables for the README: the environment (load average, BLAS kernel) as a header,
+    then the timings (speed = PyTorch's time / ours, above 1.0: faster than PyTorch), then peak memory."""
+    lines = ["Measured with `python -m benchmarks`:", "", "```", header, "```", ""]
+    timed = [r for r in results if r.seconds]
+    if timed:
+        lines += ["| suite | case | variant | ours ms | PyTorch ms | speed vs PyTorch | GFLOP/s | GEMM share |",
+                  "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        for r in timed:
+            ours, theirs = r.seconds.get("numba"), r.seconds.get("torch")
+            speed = f"{1 / r.ratio():.2f}x" if r.ratio() else "-"
+            gflops = f"{r.gflops():.1f}" if r.gflops() else "-"
+            share = f"{r.gemm_share:.0%}" if r.gemm_share is not None else "-"
+            lines.append(f"| {r.suite} | {r.name} | {r.variant} | {ours * 1e3:.1f} | "
+                         f"{theirs * 1e3 if theirs else float('nan'):.1f} | {speed} | {gflops} | {share} |")
+    memory = [r for r in results if r.suite == "memory"]
+    if memory:
+        lines += ["", "| training step | peak MiB above imports, ours | PyTorch | ours / PyTorch |",
+                  "| --- | ---: | ---: | ---: |"]
+        for r in memory:
+            lines.append(f"| {r.name} | {r.extra['numba_peak_mib']:.1f} | {r.extra['torch_peak_mib']:.1f} | "
+                         f"{r.extra['memory_ratio']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(results, path, header):
+    with open(path + ".tmp", "w") as f:
+        f.write(format_markdown(results, header))
+    os.replace(path + ".tmp", path)
 
 
 def write_json(results, path, header):

@@ -52,7 +52,8 @@ def _child(label, implementation, quick):
 
 
 def _measure(label, implementation, quick):
-    command = [sys.executable, "-m", "benchmarks.memory", "--child", label, implementation] + (["--quick"] if quick else [])
+    command = [sys.executable, "-m", "benchmarks.memory", "--child", label, implementation]
+    command += ["--quick"] if quick else []
     completed = subprocess.run(command, capture_output=True, text=True, timeout=1800,
                                cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     if completed.returncode != 0:

@@ -1,7 +1,7 @@
 """Run the benchmark suites and print one table (and JSON).
 
     python -m benchmarks --suite ops            # or blocks, train, memory, all
-    python benchmarks/run.py --suite ops --quick --json results.json
+    python benchmarks/run.py --suite ops --quick --json results.json --markdown results.md
 
 Our time and PyTorch's are measured in the same process on the same data; ``ratio`` = ours / PyTorch's
 (below 1.0 we are faster). OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for this process only (they are set on
@@ -43,6 +43,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="smaller batches, fewer repeats")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--markdown", default=None, help="also write the results as Markdown tables to this file")
     parser.add_argument("--keep-blas-env", action="store_true", help="do not unset OPENBLAS_* variables")
     parser.add_argument("--threads", type=int, default=0,
                         help="run BLAS, Numba and torch on this many threads (default: all cores)")
@@ -52,7 +53,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     _reexec(args.keep_blas_env, args.threads)
 
-    from benchmarks.common import blas_report, format_table, set_clock, write_json
+    from benchmarks.common import blas_report, format_table, set_clock, write_json, write_markdown
     set_clock(args.clock)
     header = blas_report()
     print(header, flush=True)
@@ -73,6 +74,9 @@ def main(argv=None):
     if args.json:
         write_json(results, args.json, header)
         print(f"\nresults written to {args.json}")
+    if args.markdown:
+        write_markdown(results, args.markdown, header)
+        print(f"Markdown table written to {args.markdown}")
     return 0
 
 

@@ -16,6 +16,7 @@ to a convolution). ``check`` compares the replay with our output, so a wrong tra
 import numpy as np
 
 from tinyinception.autograd import Tensor, _topological_order
+from tinyinception.nn.fused import stacking
 
 _TRANSLATIONS = {}
 
@@ -52,11 +53,14 @@ class TorchProgram:
     @classmethod
     def trace(cls, forward, torch=None):
         """Run ``forward()`` (returning a Tensor or a tuple of Tensors, with gradients recorded) and translate the
-        graph. Parameters (leaves that require grad) become torch leaves that require grad; other arrays
-        (inputs, BatchNorm running statistics) become torch tensors of their own (copies)."""
+        graph, recorded with the sibling 1x1 convolutions unstacked (`tinyinception.nn.fused`): PyTorch gets the
+        plain program, one convolution per layer. Parameters (leaves that require grad) become torch leaves that
+        require grad; other arrays (inputs, BatchNorm running statistics) become torch tensors of their own
+        (copies)."""
         if torch is None:
             import torch
-        result = forward()
+        with stacking(False):  # PyTorch eager runs each convolution on its own, as torchvision writes the blocks
+            result = forward()
         outputs = result if isinstance(result, (tuple, list)) else (result,)
         leaves, parameters, nodes = {}, [], []
         for fn in forward_order(*outputs):

@@ -31,6 +31,7 @@ from collections import OrderedDict
 
 from .. import functional as F
 from .. import nn
+from ..nn.fused import stacked_pointwise
 from .common import check_input_size, scaled
 from .registry import register
 
@@ -102,7 +103,11 @@ class InceptionBN(nn.Module):
         self.out_channels = ch1x1 + ch3x3 + ch3x3dbl + pool_proj
 
     def forward(self, x):
-        branches = [self.branch_1x1(x), self.branch_3x3(x), self.branch_3x3dbl(x), self.branch_pool(x)]
+        # the three 1x1 convolutions on x run as one matrix product (same result as calling them one by one)
+        branch_1x1, reduced_3x3, reduced_3x3dbl = stacked_pointwise(
+            x, [self.branch_1x1, self.branch_3x3.reduce, self.branch_3x3dbl.reduce])
+        branch_3x3dbl = self.branch_3x3dbl.conv2(self.branch_3x3dbl.conv1(reduced_3x3dbl))
+        branches = [branch_1x1, self.branch_3x3.conv(reduced_3x3), branch_3x3dbl, self.branch_pool(x)]
         return F.concat(branches, dim=1)
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from .. import nn
+from ..nn.fused import stacked_pointwise
 from .common import BasicConv2d, check_input_size, init_trunc_normal, scaled
 from .registry import register
 
@@ -118,9 +119,11 @@ class InceptionA(nn.Module):
         self.out_channels = branch1x1 + branch5x5[1] + branch3x3dbl[2] + branch_pool
 
     def forward(self, x):
-        branch1x1 = self.branch1x1(x)
-        branch5x5 = self.branch5x5_2(self.branch5x5_1(x))
-        branch3x3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        # the three 1x1 convolutions on x run as one matrix product (same result as calling them one by one)
+        branch1x1, reduced_5x5, reduced_3x3dbl = stacked_pointwise(
+            x, [self.branch1x1, self.branch5x5_1, self.branch3x3dbl_1])
+        branch5x5 = self.branch5x5_2(reduced_5x5)
+        branch3x3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(reduced_3x3dbl))
         branch_pool = self.branch_pool(_pool_3x3(x))
         return F.concat([branch1x1, branch5x5, branch3x3dbl, branch_pool], dim=1)
 
@@ -173,10 +176,10 @@ class InceptionC(nn.Module):
         self.out_channels = branch1x1 + branch7x7[2] + branch7x7dbl[4] + branch_pool
 
     def forward(self, x):
-        branch1x1 = self.branch1x1(x)
-        branch7x7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-        branch7x7dbl = x
-        for layer in (self.branch7x7dbl_1, self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4,
+        branch1x1, reduced_7x7, branch7x7dbl = stacked_pointwise(  # the 1x1 convolutions on x as one product
+            x, [self.branch1x1, self.branch7x7_1, self.branch7x7dbl_1])
+        branch7x7 = self.branch7x7_3(self.branch7x7_2(reduced_7x7))
+        for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4,
                       self.branch7x7dbl_5):
             branch7x7dbl = layer(branch7x7dbl)
         branch_pool = self.branch_pool(_pool_3x3(x))
@@ -234,10 +237,10 @@ class InceptionE(nn.Module):
         self.out_channels = branch1x1 + 2 * branch3x3[1] + 2 * branch3x3dbl[2] + branch_pool
 
     def forward(self, x):
-        branch1x1 = self.branch1x1(x)
-        reduced = self.branch3x3_1(x)
+        branch1x1, reduced, reduced_dbl = stacked_pointwise(  # the 1x1 convolutions on x as one product
+            x, [self.branch1x1, self.branch3x3_1, self.branch3x3dbl_1])
         branch3x3 = F.concat([self.branch3x3_2a(reduced), self.branch3x3_2b(reduced)], dim=1)
-        reduced_dbl = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        reduced_dbl = self.branch3x3dbl_2(reduced_dbl)
         branch3x3dbl = F.concat([self.branch3x3dbl_3a(reduced_dbl), self.branch3x3dbl_3b(reduced_dbl)], dim=1)
         branch_pool = self.branch_pool(_pool_3x3(x))
         return F.concat([branch1x1, branch3x3, branch3x3dbl, branch_pool], dim=1)
