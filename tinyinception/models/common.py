@@ -39,6 +39,12 @@ def scaled(channels, width):
     return max(8, int(round(channels * width)))
 
 
+def scale_widths(widths, width):
+    """A channel table row (ints or tuples of ints, by branch name) scaled by the width multiplier."""
+    return {key: tuple(scaled(c, width) for c in value) if isinstance(value, tuple) else scaled(value, width)
+            for key, value in widths.items()}
+
+
 def check_input_size(network, x, min_size, channels=3):
     """Raise a clear error when ``x`` is not (N, channels, H, W) with H, W >= min_size."""
     if x.ndim != 4 or x.shape[1] != channels:

@@ -35,7 +35,7 @@ from .. import backend
 from .. import functional as F
 from .. import nn
 from ..nn.fused import stacked_pointwise
-from .common import BasicConv2d, check_input_size, init_trunc_normal, scaled
+from .common import BasicConv2d, check_input_size, init_trunc_normal, scale_widths, scaled
 from .registry import register
 
 InceptionOutputs = namedtuple("InceptionOutputs", ["logits", "aux_logits"])
@@ -159,7 +159,12 @@ class InceptionC(nn.Module):
     * ``branch7x7_1``, ``_2``, ``_3``: 1x1, 1x7 pad (0, 3), 7x1 pad (3, 0)  (one factorised 7x7)
     * ``branch7x7dbl_1`` .. ``_5``: 1x1, 7x1, 1x7, 7x1, 1x7  (two factorised 7x7 in a row)
     * ``branch_pool``: 3x3 average pool (stride 1, pad 1, padding counted), 1x1
+
+    Inception-v4's 17x17 block is this block with the pool counting real pixels only
+    (`tinyinception.models.inception_v4.InceptionB` sets ``pool_count_include_pad = False``).
     """
+
+    pool_count_include_pad = True
 
     def __init__(self, in_channels, branch1x1, branch7x7, branch7x7dbl, branch_pool):
         super().__init__()
@@ -182,7 +187,8 @@ class InceptionC(nn.Module):
         for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4,
                       self.branch7x7dbl_5):
             branch7x7dbl = layer(branch7x7dbl)
-        branch_pool = self.branch_pool(_pool_3x3(x))
+        pooled = F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=self.pool_count_include_pad)
+        branch_pool = self.branch_pool(pooled)
         return F.concat([branch1x1, branch7x7, branch7x7dbl, branch_pool], dim=1)
 
 
@@ -304,13 +310,13 @@ class InceptionV3(nn.Module):
         """Walk INCEPTION_V3_BLOCKS (creating AuxLogits right after AUX_AFTER, torchvision's order)."""
         self.block_names = []
         for name, block_name, widths in INCEPTION_V3_BLOCKS:
-            block = _BLOCK_CLASSES[block_name](channels, **_scale_widths(widths, width))
+            block = _BLOCK_CLASSES[block_name](channels, **scale_widths(widths, width))
             setattr(self, name, block)
             self.block_names.append(name)
             channels = block.out_channels
             if name == AUX_AFTER:
                 self.AuxLogits = (InceptionAux(channels, num_classes, adaptive_pool=self.small_input,
-                                               **_scale_widths(AUX_CHANNELS, width))
+                                               **scale_widths(AUX_CHANNELS, width))
                                   if self.aux_logits else None)
         return channels
 
@@ -349,12 +355,6 @@ class InceptionV3(nn.Module):
         if self.training and self.AuxLogits is not None:
             return InceptionOutputs(logits, aux)
         return logits
-
-
-def _scale_widths(widths, width):
-    """A table row's channel counts (ints or tuples of ints) scaled by the width multiplier."""
-    return {key: tuple(scaled(c, width) for c in value) if isinstance(value, tuple) else scaled(value, width)
-            for key, value in widths.items()}
 
 
 @register("inception_v3")

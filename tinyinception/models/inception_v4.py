@@ -31,7 +31,9 @@ blocks at 3x3 (blocks unchanged, parameter shapes as at full size). Smallest inp
 """
 from .. import functional as F
 from .. import nn
-from .common import BasicConv2d, check_input_size, scaled
+from .common import BasicConv2d, check_input_size, scale_widths
+from .inception_v3 import InceptionC as _InceptionV3C
+from .inception_v3 import InceptionD as _InceptionV3D
 from .registry import register
 
 # The stem (paper Figure 3): output channels of each layer.
@@ -191,65 +193,28 @@ class ReductionA(nn.Module):
         return F.concat([branch3x3, branch3x3dbl, branch_pool], dim=1)
 
 
-class InceptionB(nn.Module):
+class InceptionB(_InceptionV3C):
     """17x17 block (paper Figure 5): 7x7 factorised into 1x7 and 7x1. x: (N, C, H, W) -> (N, out_channels, H, W).
+
+    The same branches as Inception-v3's InceptionC (`tinyinception.models.inception_v3`):
 
     * ``branch1x1``: 1x1
     * ``branch7x7_1`` .. ``_3``: 1x1, 1x7 pad (0, 3), 7x1 pad (3, 0)
     * ``branch7x7dbl_1`` .. ``_5``: 1x1, 7x1, 1x7, 7x1, 1x7
-    * ``branch_pool``: 3x3 average pool (padding not counted), 1x1
+    * ``branch_pool``: 3x3 average pool with padding NOT counted (TF-slim's SAME pooling), 1x1
     """
 
-    def __init__(self, in_channels, branch1x1, branch7x7, branch7x7dbl, branch_pool):
-        super().__init__()
-        self.branch1x1 = BasicConv2d(in_channels, branch1x1, 1)
-        self.branch7x7_1 = BasicConv2d(in_channels, branch7x7[0], 1)
-        self.branch7x7_2 = BasicConv2d(branch7x7[0], branch7x7[1], (1, 7), padding=(0, 3))
-        self.branch7x7_3 = BasicConv2d(branch7x7[1], branch7x7[2], (7, 1), padding=(3, 0))
-        self.branch7x7dbl_1 = BasicConv2d(in_channels, branch7x7dbl[0], 1)
-        self.branch7x7dbl_2 = BasicConv2d(branch7x7dbl[0], branch7x7dbl[1], (7, 1), padding=(3, 0))
-        self.branch7x7dbl_3 = BasicConv2d(branch7x7dbl[1], branch7x7dbl[2], (1, 7), padding=(0, 3))
-        self.branch7x7dbl_4 = BasicConv2d(branch7x7dbl[2], branch7x7dbl[3], (7, 1), padding=(3, 0))
-        self.branch7x7dbl_5 = BasicConv2d(branch7x7dbl[3], branch7x7dbl[4], (1, 7), padding=(0, 3))
-        self.branch_pool = BasicConv2d(in_channels, branch_pool, 1)
-        self.out_channels = branch1x1 + branch7x7[2] + branch7x7dbl[4] + branch_pool
-
-    def forward(self, x):
-        branch1x1 = self.branch1x1(x)
-        branch7x7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-        branch7x7dbl = x
-        for layer in (self.branch7x7dbl_1, self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4,
-                      self.branch7x7dbl_5):
-            branch7x7dbl = layer(branch7x7dbl)
-        branch_pool = self.branch_pool(_pool_3x3(x))
-        return F.concat([branch1x1, branch7x7, branch7x7dbl, branch_pool], dim=1)
+    pool_count_include_pad = False
 
 
-class ReductionB(nn.Module):
-    """17x17 -> 8x8 (paper Figure 8). x: (N, C, H, W) -> (N, branch3x3[-1] + branch7x7x3[-1] + C, (H-3)//2+1, same).
+class ReductionB(_InceptionV3D):
+    """17x17 -> 8x8 (paper Figure 8), the same branches as Inception-v3's grid reduction InceptionD.
+    x: (N, C, H, W) -> (N, branch3x3[-1] + branch7x7x3[-1] + C, (H-3)//2+1, same).
 
     * ``branch3x3_1``, ``_2``: 1x1, 3x3 stride 2
     * ``branch7x7x3_1`` .. ``_4``: 1x1, 1x7 pad (0, 3), 7x1 pad (3, 0), 3x3 stride 2
     * pool: 3x3 max pool stride 2
     """
-
-    def __init__(self, in_channels, branch3x3, branch7x7x3):
-        super().__init__()
-        self.branch3x3_1 = BasicConv2d(in_channels, branch3x3[0], 1)
-        self.branch3x3_2 = BasicConv2d(branch3x3[0], branch3x3[1], 3, stride=2)
-        self.branch7x7x3_1 = BasicConv2d(in_channels, branch7x7x3[0], 1)
-        self.branch7x7x3_2 = BasicConv2d(branch7x7x3[0], branch7x7x3[1], (1, 7), padding=(0, 3))
-        self.branch7x7x3_3 = BasicConv2d(branch7x7x3[1], branch7x7x3[2], (7, 1), padding=(3, 0))
-        self.branch7x7x3_4 = BasicConv2d(branch7x7x3[2], branch7x7x3[3], 3, stride=2)
-        self.out_channels = branch3x3[1] + branch7x7x3[3] + in_channels
-
-    def forward(self, x):
-        branch3x3 = self.branch3x3_2(self.branch3x3_1(x))
-        branch7x7x3 = x
-        for layer in (self.branch7x7x3_1, self.branch7x7x3_2, self.branch7x7x3_3, self.branch7x7x3_4):
-            branch7x7x3 = layer(branch7x7x3)
-        branch_pool = F.max_pool2d(x, kernel_size=3, stride=2)
-        return F.concat([branch3x3, branch7x7x3, branch_pool], dim=1)
 
 
 class InceptionC(nn.Module):
@@ -304,13 +269,13 @@ class InceptionV4(nn.Module):
         super().__init__()
         self.small_input = small_input
         self.min_size = 13 if small_input else 75
-        self.stem = Stem(3, **_scale_widths(STEM_WIDTHS, width), small_input=small_input)
+        self.stem = Stem(3, **scale_widths(STEM_WIDTHS, width), small_input=small_input)
         channels = self.stem.out_channels
         self.block_names = block_names()
         names = iter(self.block_names)
         for _, block_name, count, widths in INCEPTION_V4_BLOCKS:
             for _ in range(count):
-                block = _BLOCK_CLASSES[block_name](channels, **_scale_widths(widths, width))
+                block = _BLOCK_CLASSES[block_name](channels, **scale_widths(widths, width))
                 setattr(self, next(names), block)
                 channels = block.out_channels
         self.dropout = nn.Dropout(dropout)
@@ -322,12 +287,6 @@ class InceptionV4(nn.Module):
         for name in self.block_names:
             x = getattr(self, name)(x)
         return self.fc(self.dropout(F.global_avg_pool2d(x)))
-
-
-def _scale_widths(widths, width):
-    """A table row's channel counts (ints or tuples of ints) scaled by the width multiplier."""
-    return {key: tuple(scaled(c, width) for c in value) if isinstance(value, tuple) else scaled(value, width)
-            for key, value in widths.items()}
 
 
 @register("inception_v4")
