@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-SUITES = ("ops", "blocks", "train", "memory")
+SUITES = ("ops", "blocks", "models", "train", "memory")
 
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
@@ -38,8 +38,8 @@ def _reexec(keep_blas_env, threads):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="tinyinception benchmarks, side by side with PyTorch")
-    parser.add_argument("--suite", default="ops", choices=SUITES + ("models", "all"),
-                        help="models: the train and memory suites")
+    parser.add_argument("--suite", default="ops", choices=SUITES + ("all",),
+                        help="models: each network's forward and forward+backward, then the memory suite")
     parser.add_argument("--quick", action="store_true", help="smaller batches, fewer repeats")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -59,7 +59,7 @@ def main(argv=None):
     print(header, flush=True)
     repeats = args.repeats or (3 if args.quick else 7)
     results = []
-    suites = {"all": SUITES, "models": ("train", "memory")}.get(args.suite, (args.suite,))
+    suites = {"all": SUITES, "models": ("models", "memory")}.get(args.suite, (args.suite,))
     for suite in suites:
         print(f"\n== suite {suite} ==", flush=True)
         try:
