@@ -142,3 +142,27 @@ def test_bad_input_names_the_op():
                             x.shape)
     with pytest.raises(ValueError, match=r"avg_pool2d_backward: grad_out must have shape"):
         avg_pool2d_backward(np.zeros((1, 1, 3, 3), np.float32), x.shape, 2, 2, 0, (2, 2), True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channel_major", [False, True])
+@pytest.mark.parametrize("shape, kernel, padding", [
+    ((3, 5, 4, 4), (3, 3), (1, 1)),     # many planes per flat block, several blocks
+    ((2, 3, 9, 7), (5, 3), (2, 1)),     # non-square window
+    ((1, 2, 50, 47), (3, 3), (1, 1)),   # a plane larger than one flat block
+    ((2, 2, 3, 3), (1, 1), (0, 0))])
+def test_max_pool_same_size_flat_kernel_matches_numpy(shape, kernel, padding, dtype, channel_major):
+    """Stride-1 pools whose output has the input's size take the flat kernel: values and argmax
+    must equal the reference, with ties (first maximum wins), NaN (last NaN wins) and -inf."""
+    from tinyinception.kernels import layout
+    x = np.round(random_array(11, shape, dtype) * 2).astype(dtype)  # few values: many ties
+    x.reshape(-1)[::7] = np.nan
+    x.reshape(-1)[3::5] = -np.inf
+    x[0, 0] = -np.inf  # an all -inf plane points at each window's first in-bounds pixel
+    if channel_major:
+        x = layout.from_channel_major(layout.channel_major(x))
+    out, argmax = max_pool2d_forward_numba(x, kernel, (1, 1), padding, shape[2:])
+    expected_out, expected_argmax = max_pool2d_forward_numpy(x, kernel, (1, 1), padding, shape[2:])
+    assert layout.is_channel_major(out) == channel_major or out.flags.c_contiguous
+    np.testing.assert_array_equal(out, expected_out)
+    np.testing.assert_array_equal(argmax, expected_argmax)

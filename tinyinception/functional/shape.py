@@ -58,7 +58,7 @@ class Concat(Function):
         for size, needed in zip(self.sizes, self.needs_input_grad):
             index = [slice(None)] * grad_output.ndim
             index[self.dim] = slice(start, start + size)
-            grads.append(grad_output[tuple(index)].copy() if needed else None)
+            grads.append(grad_output[tuple(index)].copy(order="K") if needed else None)
             start += size
         return tuple(grads)
 
