@@ -1,6 +1,6 @@
 """Tutorial 7: train a small GoogLeNet for real, and see what its auxiliary classifiers do.
 
-Run it:  python tutorials/07_train_an_inception_network.py          (about 2-3 minutes on 2 cores)
+Run it:  python tutorials/07_train_an_inception_network.py          (about 2 minutes on 2 cores)
          python tutorials/07_train_an_inception_network.py --quick  (seconds: tiny data, for CI)
 
 What you will see
@@ -20,7 +20,7 @@ import numpy as np
 import tinyinception as ti
 from tinyinception.data import DataLoader, Shapes10
 
-FULL = dict(train_size=6000, test_size=1000, epochs=3, batch_size=64, width=0.125)
+FULL = dict(train_size=12000, test_size=1000, epochs=2, batch_size=64, width=0.125)
 QUICK = dict(train_size=128, test_size=64, epochs=1, batch_size=32, width=0.125)
 SEED = 0
 
