@@ -109,7 +109,8 @@ def test_assert_close_reports_worst_element():
     expected = np.zeros((2, 3))
     actual = expected.copy()
     actual[1, 2] = 0.5
-    with pytest.raises(AssertionError, match=r"output 0 differs.*1 of 6 elements.*max abs error 0.5.*worst at \(1, 2\)"):
+    message = r"output 0 differs.*1 of 6 elements.*max abs error 0.5.*worst at \(1, 2\)"
+    with pytest.raises(AssertionError, match=message):
         assert_close(actual, expected, rtol=1e-4, atol=1e-5, what="output 0")
     with pytest.raises(AssertionError, match="shape"):
         assert_close(np.zeros(2), np.zeros(3), 1e-4, 1e-5)

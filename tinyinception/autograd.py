@@ -126,7 +126,8 @@ class Tensor:
 
     def item(self):
         if self.data.size != 1:
-            raise ValueError(f"item(): only one-element tensors can be converted to a Python scalar, got shape {self.shape}")
+            raise ValueError(f"item(): only one-element tensors can be converted to a Python scalar, "
+                             f"got shape {self.shape}")
         return self.data.reshape(()).item()
 
     def tolist(self):

@@ -103,7 +103,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=
             if error > atol + rtol * abs(numeric):
                 raise GradcheckError(
                     f"gradcheck (fast mode): input {index} (shape {x.shape}): directional derivative from backward "
-                    f"{estimate:.8g} vs numerical {numeric:.8g} (error {error:.3g}, allowed {atol + rtol * abs(numeric):.3g})"
+                    f"{estimate:.8g} vs numerical {numeric:.8g} (error {error:.3g}, "
+                    f"allowed {atol + rtol * abs(numeric):.3g})"
                 )
             continue
         numeric = _numeric_gradient(fn, inputs, x, projection, eps)

@@ -96,7 +96,7 @@ def step_1_to_4(quick):
     _, t_np_big = timed(lambda: im2col_numpy(big, (3, 3), (1, 1), (1, 1), (1, 1), (28, 28)), 3)
     _, t_nb_big = timed(lambda: im2col_numba(big, (3, 3), (1, 1), (1, 1), (1, 1), (28, 28)), 3)
     _, t_conv = timed(lambda: conv2d_im2col(big, big_weight, 1, 1, im2col_numba), 3)
-    print(f"\nAt an Inception size, x (8, 96, 28, 28) through a 3x3 convolution to 128 channels:")
+    print("\nAt an Inception size, x (8, 96, 28, 28) through a 3x3 convolution to 128 channels:")
     print(f"  im2col alone: NumPy {t_np_big * 1e3:.1f} ms, Numba {t_nb_big * 1e3:.1f} ms; whole convolution "
           f"{t_conv * 1e3:.1f} ms")
     flops = 2 * 8 * 128 * 96 * 9 * 28 * 28

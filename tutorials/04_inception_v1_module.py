@@ -14,7 +14,6 @@ What you will see
 """
 import argparse
 import time
-from collections import OrderedDict
 
 import numpy as np
 

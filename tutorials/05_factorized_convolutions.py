@@ -207,7 +207,7 @@ def step_5_in_inception_v3():
           " did, the paper's Figure 5 does not)")
     print(f"  Mixed_6b (InceptionC, 17x17): branch7x7 = 1x1, {c.branch7x7_2.conv.kernel_size}, "
           f"{c.branch7x7_3.conv.kernel_size}  <- a 7x7 as 1x7 then 7x1")
-    print(f"      branch7x7dbl = 1x1, " + ", ".join(str(getattr(c, f'branch7x7dbl_{i}').conv.kernel_size)
+    print("      branch7x7dbl = 1x1, " + ", ".join(str(getattr(c, f'branch7x7dbl_{i}').conv.kernel_size)
                                              for i in range(2, 6)) + "  <- two factorised 7x7 in a row")
     print(f"  Mixed_7b (InceptionE, 8x8): branch3x3_1 1x1, then {e.branch3x3_2a.conv.kernel_size} and "
           f"{e.branch3x3_2b.conv.kernel_size} side by side  <- 'expanded filter bank' (paper Figure 7)")

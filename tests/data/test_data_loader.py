@@ -46,11 +46,11 @@ def test_shuffle_is_a_permutation_reproducible_and_new_each_epoch():
     assert sorted(order0.tolist()) == list(range(23)) and not np.array_equal(order0, np.arange(23))
     np.testing.assert_array_equal(epoch0, ds.labels[order0])
     assert first.epoch == 1
-    np.testing.assert_array_equal(np.concatenate([l for _, l in _run(same)]), epoch0)
+    np.testing.assert_array_equal(np.concatenate([labels for _, labels in _run(same)]), epoch0)
     assert not np.array_equal(first.epoch_order(1), order0)
     assert not np.array_equal(DataLoader(ds, 4, shuffle=True, seed=8).epoch_order(0), order0)
     first.set_epoch(0)
-    np.testing.assert_array_equal(np.concatenate([l for _, l in _run(first)]), epoch0)
+    np.testing.assert_array_equal(np.concatenate([labels for _, labels in _run(first)]), epoch0)
 
 
 def test_state_restore_continues_exactly_mid_epoch():

@@ -108,7 +108,7 @@ def test_adaptive_windows_for_googlenet_aux_head():
 
 @pytest.mark.torch
 def test_global_avg_pool2d_matches_torch():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     check_parity(lambda x: F.global_avg_pool2d(x), lambda x: x.mean(dim=(2, 3)), [(2, 5, 3, 4)])
 
 

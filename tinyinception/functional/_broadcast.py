@@ -32,7 +32,8 @@ def broadcast_shape(shape_a, shape_b, op_name):
     try:
         return np.broadcast_shapes(shape_a, shape_b)
     except ValueError:
-        raise ValueError(f"{op_name}: shapes {tuple(shape_a)} and {tuple(shape_b)} cannot be broadcast together") from None
+        raise ValueError(f"{op_name}: shapes {tuple(shape_a)} and {tuple(shape_b)} cannot be broadcast "
+                         "together") from None
 
 
 def unbroadcast(grad, shape):

@@ -146,7 +146,8 @@ class LocalResponseNorm(Function):
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     """``torch.nn.functional.local_response_norm`` across channels of (N, C, ...)."""
     if input.ndim < 3:
-        raise ValueError(f"local_response_norm: expected input with at least 3 dimensions (N, C, ...), got {input.shape}")
+        raise ValueError(f"local_response_norm: expected input with at least 3 dimensions (N, C, ...), "
+                         f"got {input.shape}")
     if size < 1:
         raise ValueError(f"local_response_norm: size must be positive, got {size}")
     return LocalResponseNorm.apply(input, int(size), float(alpha), float(beta), float(k))

@@ -69,7 +69,8 @@ def reshape(input, *shape):
     known = math.prod(s for s in shape if s != -1)
     if shape.count(-1) > 1 or (-1 not in shape and known != input.numel()) or \
             (-1 in shape and (known == 0 or input.numel() % known)):
-        raise ValueError(f"reshape: cannot reshape a tensor of shape {input.shape} ({input.numel()} elements) to {shape}")
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {input.shape} ({input.numel()} elements) "
+                         f"to {shape}")
     return Reshape.apply(input, shape)
 
 

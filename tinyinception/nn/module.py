@@ -49,7 +49,8 @@ class Module:
         elif name in self._buffers:
             self._buffers[name] = None if value is None else _as_buffer(value)
         elif name in self._parameters and value is not None:
-            raise TypeError(f"cannot assign {type(value).__name__} as parameter '{name}' (a Parameter or None expected)")
+            raise TypeError(f"cannot assign {type(value).__name__} as parameter '{name}' "
+                            "(a Parameter or None expected)")
         elif name in self._parameters or name in self._modules:
             self._forget(name)
             object.__setattr__(self, name, value)

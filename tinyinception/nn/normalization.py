@@ -38,8 +38,9 @@ class _BatchNorm(Module):
 
     def _check_input(self, x):
         if x.ndim not in self.expected_ndim:
-            raise ValueError(f"{type(self).__name__}({self.num_features}) expects a {' or '.join(map(str, self.expected_ndim))}"
-                             f"-D input, got shape {x.shape}")
+            dims = " or ".join(map(str, self.expected_ndim))
+            raise ValueError(f"{type(self).__name__}({self.num_features}) expects a {dims}-D input, "
+                             f"got shape {x.shape}")
         if x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}) got input with {x.shape[1]} channels "
                              f"(shape {x.shape})")
