@@ -9,7 +9,7 @@ What you will see
   3. one training run with ti.train.fit: progress bars, metrics.jsonl, curves.png, last.ckpt / best.ckpt
   4. a few test images with the network's predictions (predictions.png)
   5. the auxiliary classifiers: the same run again, same seed and same number of steps, without them
-Everything is written under ./tutorial07/ (relative to where you run it).
+Everything is written under ./runs/tutorial07/ (relative to where you run it; --out to change it).
 """
 import argparse
 import os
@@ -131,12 +131,13 @@ def step_5_auxiliary_classifiers(settings, train_set, test_set, out_root, with_a
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny data and one epoch: seconds, for CI")
+    parser.add_argument("--out", default=os.path.join("runs", "tutorial07"), help="where everything is written")
     args = parser.parse_args()
     settings = QUICK if args.quick else FULL
     if args.quick:
         # Tiny batches: the NumPy kernels beat Numba's parallel ones, whose thread start-up per call dominates.
         ti.set_kernels("numpy")
-    out_root = "tutorial07"
+    out_root = args.out
     os.makedirs(out_root, exist_ok=True)
     train_set, test_set = step_1_data(settings)
     model, result, seconds = step_2_and_3_train(settings, train_set, test_set, out_root)
