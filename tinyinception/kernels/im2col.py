@@ -68,6 +68,62 @@ def col2im_numpy(cols, x_shape, kernel_size, stride, padding, dilation, out_size
 # ----------------------------------------------------------------------------------------------
 # Numba: prange over the N*C planes
 # ----------------------------------------------------------------------------------------------
+@njit(cache=True)
+def _unfold_plane(x_plane, rows, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w):
+    """One (n, c) plane: x_plane (H, W) -> rows (kh*kw, out_h*out_w), every entry written (0 in the padding).
+
+    Fast because: the in-bounds ``ow`` range is computed once per tap, and for stride 1 each output row is one
+    contiguous slice copy; shared by the plain and the channel-major layouts (only ``rows``' strides differ).
+    """
+    height, width = x_plane.shape
+    for i in range(kh):
+        for j in range(kw):
+            cols_row = rows[i * kw + j]
+            w_offset = j * dw - pw
+            ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
+            for oh in range(out_h):
+                segment = cols_row[oh * out_w:(oh + 1) * out_w]
+                ih = oh * sh - ph + i * dh
+                if ih < 0 or ih >= height:
+                    segment[:] = 0
+                    continue
+                x_row = x_plane[ih]
+                segment[:ow_lo] = 0
+                if sw == 1:
+                    segment[ow_lo:ow_hi] = x_row[ow_lo + w_offset:ow_hi + w_offset]
+                else:
+                    for ow in range(ow_lo, ow_hi):
+                        segment[ow] = x_row[ow * sw + w_offset]
+                segment[ow_hi:] = 0
+
+
+@njit(cache=True)
+def _fold_plane(rows, grad_plane, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w):
+    """One (n, c) plane of col2im: rows (kh*kw, out_h*out_w) summed onto grad_plane (H, W) (already zeroed).
+
+    Fast because: the in-bounds ``ow`` range is computed once per tap, so the inner loop is a branch-free add that
+    vectorises for stride 1.
+    """
+    height, width = grad_plane.shape
+    for i in range(kh):
+        for j in range(kw):
+            cols_row = rows[i * kw + j]
+            w_offset = j * dw - pw
+            ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
+            for oh in range(out_h):
+                ih = oh * sh - ph + i * dh
+                if ih < 0 or ih >= height:
+                    continue
+                grad_row = grad_plane[ih]
+                base = oh * out_w
+                if sw == 1:  # contiguous: the loop vectorises
+                    for ow in range(ow_lo, ow_hi):
+                        grad_row[ow + w_offset] += cols_row[base + ow]
+                else:
+                    for ow in range(ow_lo, ow_hi):
+                        grad_row[ow * sw + w_offset] += cols_row[base + ow]
+
+
 @njit(parallel=True, cache=True)
 def _im2col_planes(x_planes, cols_planes, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w):
     """x_planes: (N*C, H, W) -> cols_planes: (N*C, kh*kw, out_h*out_w), filled in place.
@@ -78,28 +134,8 @@ def _im2col_planes(x_planes, cols_planes, kh, kw, sh, sw, ph, pw, dh, dw, out_h,
     the inner loop is a plain copy (a contiguous slice copy when the stride is 1) that LLVM
     vectorises; nothing is allocated.
     """
-    planes, height, width = x_planes.shape
-    for plane in prange(planes):
-        x_plane = x_planes[plane]
-        for i in range(kh):
-            for j in range(kw):
-                cols_row = cols_planes[plane, i * kw + j]
-                w_offset = j * dw - pw
-                ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
-                for oh in range(out_h):
-                    segment = cols_row[oh * out_w:(oh + 1) * out_w]
-                    ih = oh * sh - ph + i * dh
-                    if ih < 0 or ih >= height:
-                        segment[:] = 0
-                        continue
-                    x_row = x_plane[ih]
-                    segment[:ow_lo] = 0
-                    if sw == 1:
-                        segment[ow_lo:ow_hi] = x_row[ow_lo + w_offset:ow_hi + w_offset]
-                    else:
-                        for ow in range(ow_lo, ow_hi):
-                            segment[ow] = x_row[ow * sw + w_offset]
-                    segment[ow_hi:] = 0
+    for plane in prange(x_planes.shape[0]):
+        _unfold_plane(x_planes[plane], cols_planes[plane], kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w)
 
 
 @njit(parallel=True, cache=True)
@@ -111,26 +147,8 @@ def _col2im_planes(cols_planes, grad_planes, kh, kw, sh, sw, ph, pw, dh, dw, out
     and the in-bounds ``ow`` range is computed once per (i, j), so the inner loop is a
     branch-free add.
     """
-    planes, height, width = grad_planes.shape
-    for plane in prange(planes):
-        grad_plane = grad_planes[plane]
-        for i in range(kh):
-            for j in range(kw):
-                cols_row = cols_planes[plane, i * kw + j]
-                w_offset = j * dw - pw
-                ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
-                for oh in range(out_h):
-                    ih = oh * sh - ph + i * dh
-                    if ih < 0 or ih >= height:
-                        continue
-                    grad_row = grad_plane[ih]
-                    base = oh * out_w
-                    if sw == 1:  # contiguous: the loop vectorises
-                        for ow in range(ow_lo, ow_hi):
-                            grad_row[ow + w_offset] += cols_row[base + ow]
-                    else:
-                        for ow in range(ow_lo, ow_hi):
-                            grad_row[ow * sw + w_offset] += cols_row[base + ow]
+    for plane in prange(grad_planes.shape[0]):
+        _fold_plane(cols_planes[plane], grad_planes[plane], kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w)
 
 
 def im2col_numba(x, kernel_size, stride, padding, dilation, out_size):
@@ -186,29 +204,10 @@ def _im2col_channel_major(x_cnhw, cols_ctnl, kh, kw, sh, sw, ph, pw, dh, dw, out
     plane, contiguous row segments, padding ranges hoisted out of the inner loop); only the
     place each plane's rows land in differs.
     """
-    channels, batch, height, width = x_cnhw.shape
+    channels, batch = x_cnhw.shape[:2]
     for plane in prange(channels * batch):
         c, n = plane // batch, plane % batch
-        x_plane = x_cnhw[c, n]
-        for i in range(kh):
-            for j in range(kw):
-                cols_row = cols_ctnl[c, i * kw + j, n]
-                w_offset = j * dw - pw
-                ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
-                for oh in range(out_h):
-                    segment = cols_row[oh * out_w:(oh + 1) * out_w]
-                    ih = oh * sh - ph + i * dh
-                    if ih < 0 or ih >= height:
-                        segment[:] = 0
-                        continue
-                    x_row = x_plane[ih]
-                    segment[:ow_lo] = 0
-                    if sw == 1:
-                        segment[ow_lo:ow_hi] = x_row[ow_lo + w_offset:ow_hi + w_offset]
-                    else:
-                        for ow in range(ow_lo, ow_hi):
-                            segment[ow] = x_row[ow * sw + w_offset]
-                    segment[ow_hi:] = 0
+        _unfold_plane(x_cnhw[c, n], cols_ctnl[c, :, n], kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w)
 
 
 @njit(parallel=True, cache=True)
@@ -219,27 +218,10 @@ def _col2im_channel_major(cols_ctnl, grad_cnhw, kh, kw, sh, sw, ph, pw, dh, dw, 
     are read contiguously and the in-bounds range is computed once per tap, as in
     ``_col2im_planes``.
     """
-    channels, batch, height, width = grad_cnhw.shape
+    channels, batch = grad_cnhw.shape[:2]
     for plane in prange(channels * batch):
         c, n = plane // batch, plane % batch
-        grad_plane = grad_cnhw[c, n]
-        for i in range(kh):
-            for j in range(kw):
-                cols_row = cols_ctnl[c, i * kw + j, n]
-                w_offset = j * dw - pw
-                ow_lo, ow_hi = inside_range(-w_offset, sw, width, out_w)
-                for oh in range(out_h):
-                    ih = oh * sh - ph + i * dh
-                    if ih < 0 or ih >= height:
-                        continue
-                    grad_row = grad_plane[ih]
-                    base = oh * out_w
-                    if sw == 1:  # contiguous: the loop vectorises
-                        for ow in range(ow_lo, ow_hi):
-                            grad_row[ow + w_offset] += cols_row[base + ow]
-                    else:
-                        for ow in range(ow_lo, ow_hi):
-                            grad_row[ow * sw + w_offset] += cols_row[base + ow]
+        _fold_plane(cols_ctnl[c, :, n], grad_cnhw[c, n], kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w)
 
 
 @njit(parallel=True, cache=True)
