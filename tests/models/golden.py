@@ -8,7 +8,7 @@
     run = run_golden(ti.models.inception_v4(), gold, train=True, dtype=np.float64,
                      activations={"features.3": "stem.mixed_3a", ...},   # every golden activation -> our module
                      dropouts=["dropout"])
-    check_golden(run, gold, "train", atol_scaled=True)
+    check_golden(run, gold, "train")
 
 A network's reference files (tests/reference/README.md): ``keys/<network>.json`` (the reference's state_dict
 names and shapes, parameter count, ...) and ``golden/<network>.npz`` (the reference's float64 results: logits,
@@ -183,14 +183,11 @@ def _views(ours, gold, key):
     return [(f"{key}/{view}", value, gold[f"{key}/{view}"]) for view, value in weights.digest(ours).items()]
 
 
-def assert_matches(ours, gold, key, rtol=1e-4, atol=1e-4, atol_scaled=False):
-    """Fail unless |ours - ref| <= atol' + rtol |ref| elementwise on every stored view of golden ``key``.
-
-    atol' = atol, or with ``atol_scaled`` atol * max(1, the view's largest |ref|) (for activations that grow
-    through a network). The shapes must agree exactly (helpers.assert_close)."""
+def assert_matches(ours, gold, key, rtol=1e-4, atol=1e-4):
+    """Fail unless |ours - ref| <= atol + rtol |ref| elementwise on every stored view of golden ``key``.
+    The shapes must agree exactly (helpers.assert_close)."""
     for name, value, expected in _views(ours, gold, key):
-        scale = max(1.0, float(np.abs(expected).max())) if atol_scaled and expected.size else 1.0
-        assert_close(value, expected, rtol=rtol, atol=atol * scale, what=name)
+        assert_close(value, expected, rtol=rtol, atol=atol, what=name)
 
 
 def golden_heads(gold, mode):
@@ -212,12 +209,12 @@ def golden_activations(gold, mode):
     return {key[len(prefix):].split("/")[0] for key in gold if key.startswith(prefix)}
 
 
-def check_activations(run, gold, mode, rtol=1e-4, atol=1e-4, atol_scaled=False):
+def check_activations(run, gold, mode, rtol=1e-4, atol=1e-4):
     """Our hooked activations are exactly the golden file's for ``mode``, and each matches (assert_matches)."""
     expected = golden_activations(gold, mode)
     assert set(run.acts) == expected, f"{mode} activations: {sorted(run.acts)} hooked, {sorted(expected)} golden"
     for name, value in run.acts.items():
-        assert_matches(value, gold, f"{mode}/act/{name}", rtol=rtol, atol=atol, atol_scaled=atol_scaled)
+        assert_matches(value, gold, f"{mode}/act/{name}", rtol=rtol, atol=atol)
 
 
 def relative_norm_error(actual, expected):
@@ -323,13 +320,12 @@ def check_round_trip(fresh, state):
 # ----------------------------------------------------------------------------------------------------------------
 # Everything a golden run is compared on
 # ----------------------------------------------------------------------------------------------------------------
-def check_golden(run, gold, mode, *, activation_atol=1e-4, atol_scaled=False, gradient_bound=False):
+def check_golden(run, gold, mode, *, gradient_bound=False):
     """Compare a run of ``mode`` ("eval" or "train") with the golden file, at the tolerances of
     tests/reference/README.md unless a network's test says otherwise:
 
     - heads (logits and aux logits): rtol 1e-4, atol 1e-4 (check_heads);
-    - activations: rtol 1e-4, atol ``activation_atol`` (times each view's largest magnitude with ``atol_scaled``;
-      check_activations);
+    - activations: rtol 1e-4, atol 1e-4 (check_activations);
     - the loss: rtol 1e-4;
     - the input gradient, when the run computed one: relative L2 error < 1e-3 on each stored view
       (assert_gradient_matches), or with ``gradient_bound`` on the whole array, bounded from the views
@@ -337,7 +333,7 @@ def check_golden(run, gold, mode, *, activation_atol=1e-4, atol_scaled=False, gr
     - train mode: the tracked BatchNorm running statistics, rtol 1e-5, atol 1e-6 (check_running_statistics).
     """
     check_heads(run, gold, mode)
-    check_activations(run, gold, mode, atol=activation_atol, atol_scaled=atol_scaled)
+    check_activations(run, gold, mode)
     np.testing.assert_allclose(run.loss, gold[f"{mode}/loss"], rtol=1e-4, err_msg=f"{mode}/loss")
     if run.grad_input is not None and gradient_bound:
         error = gradient_error_bound(run.grad_input, gold, f"{mode}/grad_input")
