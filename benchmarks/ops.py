@@ -7,6 +7,7 @@ import numpy as np
 
 import tinyinception as ti
 import tinyinception.functional as F
+from tinyinception.kernels import layout
 from benchmarks.common import Result, gemm_share, median_seconds, torch_or_none
 
 
@@ -70,19 +71,30 @@ def _flops(case, out_shape):
     return float(case["flops_per_pixel"]) * out_h * out_w
 
 
-def _run_ours(case, arrays, kernels, backward):
-    with ti.using_kernels(kernels):
-        inputs = [ti.Tensor(a, requires_grad=backward) for a in arrays]
+def _native_layout(array, kernels):
+    """An (N, C, H, W) array in the layout the chosen kernels' own layers produce and hand on (channel-major on
+    the Numba path, as inside a network; plain NCHW otherwise, as for PyTorch)."""
+    if kernels == "numba" and array.ndim == 4:
+        return layout.from_channel_major(layout.channel_major(array))
+    return array
 
-        def run():
+
+def _run_ours(case, arrays, kernels, backward):
+    # the first array is the op's input (the activation); the others (weights, statistics) keep their layout
+    inputs = [ti.Tensor(_native_layout(a, kernels) if i == 0 else a, requires_grad=backward)
+              for i, a in enumerate(arrays)]
+
+    def run():
+        with ti.using_kernels(kernels):
             out = case["ours"](*inputs)
             if backward:
-                out.backward(np.ones(out.shape, out.dtype))
+                out.backward(_native_layout(np.ones(out.shape, out.dtype), kernels))
                 for x in inputs:
                     x.grad = None
-            return out
+        return out
 
-        return run
+    return run
+
 
 
 def run(quick=False, repeats=7, implementations=("numba", "numpy"), cases=None):

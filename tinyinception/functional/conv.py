@@ -12,13 +12,15 @@ Two ways to lay the products out, with the same result:
   so no transpose is ever needed and the next layer reads it as it is. Backward is two more large GEMMs:
   ``grad_weight = grad (F, N*L) @ cols.T`` and ``grad_cols = weight.T @ grad``.
 
-A 1x1 stride-1 convolution needs no im2col at all: its cols are the input itself.
+A 1x1 stride-1 convolution needs no im2col at all: its cols are the input itself. Nor, on the channel-major
+path, does a stride-1 k x k convolution: it is a sum of kh*kw shifted 1x1 products that BLAS accumulates in
+place (`tinyinception.kernels.shifted_conv`); im2col remains for strided ones and where no direct BLAS is found.
 The columns of a kxk convolution are not kept for backward (they are 9x the input for a 3x3); backward
 unfolds the saved input again, which costs a fraction of the products and keeps memory near PyTorch's.
 """
 from ..autograd import Function
 from .. import backend, kernels
-from ..kernels import layout
+from ..kernels import blas, layout, shifted_conv
 from ..profiler import section
 from ._windows import check_nchw, output_size, pair
 
@@ -40,7 +42,11 @@ class Conv2d(Function):
         self.x_shape, self.weight_shape, self.groups = x.shape, weight.shape, groups
         self.pointwise = _is_pointwise((kh, kw), stride, padding, dilation)
         self.channel_major = _uses_channel_major(x, groups)
-        if self.channel_major:
+        self.shifted = (self.channel_major and not self.pointwise and blas.available(x.dtype)
+                        and shifted_conv.supports((kh, kw), stride, padding, dilation))
+        if self.shifted:
+            out = self._forward_shifted(x, weight)
+        elif self.channel_major:
             out = self._forward_channel_major(x, weight)
         else:
             out = self._forward_per_image(x, weight)
@@ -49,12 +55,36 @@ class Conv2d(Function):
         return out
 
     def backward(self, grad_output):
-        if self.channel_major:
+        if self.shifted:
+            grad_x, grad_weight = self._backward_shifted(grad_output)
+        elif self.channel_major:
             grad_x, grad_weight = self._backward_channel_major(grad_output)
         else:
             grad_x, grad_weight = self._backward_per_image(grad_output)
         grad_bias = grad_output.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias, None, None, None, None
+
+    # --- channel-major, stride-1 k x k: a sum of shifted products, no im2col -----------------------------------
+    def _forward_shifted(self, x, weight):
+        x_cnhw = layout.channel_major(x)
+        self.grid = shifted_conv.grid_geometry(x.shape, *self._kernel_padding_dilation())
+        self.saved = x_cnhw if self.needs_input_grad[1] else None
+        self.weight = weight if self.needs_input_grad[0] else None
+        return layout.from_channel_major(shifted_conv.forward(x_cnhw, weight, self.grid))
+
+    def _backward_shifted(self, grad_output):
+        grad_rows = shifted_conv.grad_to_grid(layout.channel_major(grad_output), self.grid)
+        grad_x = grad_weight = None
+        if self.needs_input_grad[1]:
+            grad_weight = shifted_conv.backward_weight(grad_rows, self.saved, self.grid, self.weight_shape)
+        if self.needs_input_grad[0]:
+            grad_x = layout.from_channel_major(
+                shifted_conv.backward_input(grad_rows, self.weight, self.grid, self.x_shape))
+        return grad_x, grad_weight
+
+    def _kernel_padding_dilation(self):
+        geometry = self.geometry
+        return geometry["kernel_size"], geometry["padding"], geometry["dilation"]
 
     # --- channel-major: one GEMM for the whole batch -----------------------------------------------------------
     def _columns(self, x):

@@ -20,7 +20,7 @@ import numpy as np
 from .. import backend
 from . import layout
 from ._checks import check_float, check_shape
-from ._numba import njit, prange
+from ._numba import njit, prange, threaded_when_large
 
 
 def _as_ncl(array):
@@ -96,6 +96,7 @@ def batch_norm_relu_backward_numpy(grad_y, y, x, mean, inv_std, weight):
 _REDUCTION_MATH = {"reassoc", "contract"}
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True, fastmath=_REDUCTION_MATH)
 def _channel_statistics(x3, mean64, var64):
     """x3: (N, C, L) -> mean64, var64: (C,) float64, filled in place, in ONE pass over x.
@@ -122,6 +123,7 @@ def _channel_statistics(x3, mean64, var64):
         var64[c] = max(total_squares / count - mean_shifted * mean_shifted, 0.0)
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _normalise(x3, mean, scale, bias, relu, y3):
     """y3 = (x3 - mean[c]) * scale[c] + bias[c] (then ReLU when ``relu``), one pass, in place.
@@ -143,6 +145,7 @@ def _normalise(x3, mean, scale, bias, relu, y3):
                 y3[n, c, k] = (x3[n, c, k] - m) * a + b
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True, fastmath=_REDUCTION_MATH)
 def _gradient_sums(g3, x3, y3, mean, inv_std, relu, sum_g, sum_g_x_hat):
     """sum_g[c] = sum(g), sum_g_x_hat[c] = sum(g * x_hat): both reductions in ONE pass.
@@ -167,6 +170,7 @@ def _gradient_sums(g3, x3, y3, mean, inv_std, relu, sum_g, sum_g_x_hat):
         sum_g_x_hat[c] = total_x_hat
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _input_gradient(g3, x3, y3, mean, inv_std, scale, mean_g, mean_g_x_hat, relu, grad_x3):
     """grad_x = scale[c] * (g - mean_g[c] - x_hat * mean_g_x_hat[c]), one pass over planes.
@@ -241,9 +245,8 @@ def _backward_numba(grad_y, y, x, mean, inv_std, weight):
         _gradient_sums(g3, x3, y3, mean, inv_std, relu, sum_g, sum_g_x_hat)
         scale = inv_std if weight is None else weight * inv_std
         dtype = x.dtype
-        _input_gradient(g3, x3, y3, mean, inv_std, scale.astype(dtype),
-                        (sum_g / count).astype(dtype), (sum_g_x_hat / count).astype(dtype), relu,
-                        _kernel_view(grad_x))
+        _input_gradient(g3, x3, y3, mean, inv_std, scale.astype(dtype), (sum_g / count).astype(dtype),
+                        (sum_g_x_hat / count).astype(dtype), relu, _kernel_view(grad_x))
     if weight is None:
         return grad_x, None, None
     return grad_x, sum_g_x_hat.astype(x.dtype), sum_g.astype(x.dtype)

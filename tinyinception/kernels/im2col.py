@@ -18,7 +18,7 @@ from .. import backend
 from . import _cuda, layout
 from ._checks import check_float, check_ndim, check_shape, pair
 from ._geometry import inside_range
-from ._numba import njit, prange
+from ._numba import njit, prange, threaded_when_large
 
 
 def _needed_extent(size, kernel, stride, pad, dilation, out):
@@ -124,6 +124,7 @@ def _fold_plane(rows, grad_plane, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w):
                         grad_row[ow * sw + w_offset] += cols_row[base + ow]
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _im2col_planes(x_planes, cols_planes, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w):
     """x_planes: (N*C, H, W) -> cols_planes: (N*C, kh*kw, out_h*out_w), filled in place.
@@ -138,6 +139,7 @@ def _im2col_planes(x_planes, cols_planes, kh, kw, sh, sw, ph, pw, dh, dw, out_h,
         _unfold_plane(x_planes[plane], cols_planes[plane], kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w)
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _col2im_planes(cols_planes, grad_planes, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w):
     """cols_planes: (N*C, kh*kw, out_h*out_w) -> grad_planes: (N*C, H, W), zeroed, summed in place.
@@ -196,6 +198,7 @@ def col2im_channel_major_numpy(cols, x_shape, kernel_size, stride, padding, dila
     return layout.from_channel_major(layout.channel_major(grad_x))
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _im2col_channel_major(x_cnhw, cols_ctnl, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w):
     """x_cnhw: (C, N, H, W) -> cols_ctnl: (C, kh*kw, N, out_h*out_w), filled in place.
@@ -210,6 +213,7 @@ def _im2col_channel_major(x_cnhw, cols_ctnl, kh, kw, sh, sw, ph, pw, dh, dw, out
         _unfold_plane(x_cnhw[c, n], cols_ctnl[c, :, n], kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w)
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _col2im_channel_major(cols_ctnl, grad_cnhw, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w):
     """cols_ctnl: (C, kh*kw, N, out_h*out_w) -> grad_cnhw: (C, N, H, W), zeroed, summed in place.
@@ -224,6 +228,7 @@ def _col2im_channel_major(cols_ctnl, grad_cnhw, kh, kw, sh, sw, ph, pw, dh, dw, 
         _fold_plane(cols_ctnl[c, :, n], grad_cnhw[c, n], kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w)
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _im2col_same_channel_major(x_cnhw, cols_ctnl, kh, kw, ph, pw):
     """The stride-1 "same" convolution (output as large as the input): x_cnhw: (C, N, H, W) ->
@@ -255,6 +260,7 @@ def _im2col_same_channel_major(x_cnhw, cols_ctnl, kh, kw, ph, pw):
                     row[right:] = 0
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _col2im_same_channel_major(cols_ctnl, grad_cnhw, kh, kw, ph, pw):
     """The adjoint of ``_im2col_same_channel_major``: cols_ctnl (C, kh*kw, N, H*W) -> grad_cnhw

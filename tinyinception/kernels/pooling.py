@@ -23,7 +23,7 @@ from .. import backend
 from . import _cuda, layout
 from ._checks import check_float, check_ndim, check_shape, pair
 from ._geometry import inside_range
-from ._numba import njit, prange
+from ._numba import njit, prange, threaded_when_large
 
 
 def _padded_extent(size, kernel, stride, pad, out):
@@ -146,6 +146,7 @@ def _clipped_window(o, stride, pad, kernel, size):
     return max(start, 0), min(start + kernel, size)
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw):
     """x_planes: (P, H, W) -> out_planes, argmax_planes: (P, out_h, out_w), filled in place.
@@ -212,6 +213,7 @@ def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw
                                 argmax_row[ow] = ih * width + iw
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _max_pool_planes_scalar(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw):
     """x_planes: (P, H, W) -> out_planes, argmax_planes: (P, out_h, out_w), filled in place.
@@ -270,6 +272,7 @@ def _same_size_taps(height, width, kh, kw, ph, pw, block_planes):
             np.tile(first_shift, block_planes))
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _max_pool_same_size(x_flat, out_flat, argmax_flat, plane_pixels, shifts, inside,
                         first_shift):
@@ -318,6 +321,7 @@ def _same_size_pays(x_shape, kernel_size, stride, out_size):
 _ROW_KERNEL_MIN_WIDTH = 16
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _max_pool_backward_planes(grad_out_planes, argmax_planes, grad_planes):
     """grad_out_planes, argmax_planes: (P, out_h*out_w) -> grad_planes: (P, H*W), zeroed.
@@ -331,6 +335,7 @@ def _max_pool_backward_planes(grad_out_planes, argmax_planes, grad_planes):
             grad_planes[plane, argmax_planes[plane, k]] += grad_out_planes[plane, k]
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _avg_pool_planes(x_planes, out_planes, kh, kw, sh, sw, ph, pw, divisor_h, divisor_w):
     """x_planes: (P, H, W) -> out_planes: (P, out_h, out_w), filled in place.
@@ -364,6 +369,7 @@ def _avg_pool_planes(x_planes, out_planes, kh, kw, sh, sw, ph, pw, divisor_h, di
                 out_row[ow] = out_row[ow] / (row_divisor * divisor_w[ow])
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _avg_pool_backward_planes(grad_out_planes, grad_planes, kh, kw, sh, sw, ph, pw, divisor_h,
                               divisor_w):
@@ -396,6 +402,7 @@ def _avg_pool_backward_planes(grad_out_planes, grad_planes, kh, kw, sh, sw, ph, 
                             grad_row[ow * sw + w_offset] += share[ow]
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _avg_pool_planes_scalar(x_planes, out_planes, kh, kw, sh, sw, ph, pw, divisor_h, divisor_w):
     """The plain window sum, for small output rows (under ``_ROW_KERNEL_MIN_WIDTH``): same contract
@@ -415,6 +422,7 @@ def _avg_pool_planes_scalar(x_planes, out_planes, kh, kw, sh, sw, ph, pw, diviso
                 out_planes[plane, oh, ow] = total / (divisor_h[oh] * divisor_w[ow])
 
 
+@threaded_when_large
 @njit(parallel=True, cache=True)
 def _avg_pool_backward_planes_scalar(grad_out_planes, grad_planes, kh, kw, sh, sw, ph, pw, divisor_h,
                                      divisor_w):

@@ -1,0 +1,130 @@
+"""The shifted-product convolution (kernels/shifted_conv.py) equals im2col + GEMM, forward and both gradients."""
+import importlib
+
+import numpy as np
+import pytest
+
+import tinyinception as ti
+import tinyinception.functional as F
+from tinyinception.functional import conv as conv_module
+from tinyinception.kernels import blas, shifted_conv, workspace
+
+im2col_module = importlib.import_module("tinyinception.kernels.im2col")  # the module, not the function
+
+needs_blas = pytest.mark.skipif(not blas.available(), reason="no direct BLAS found in this process")
+
+# kernel, padding, dilation: "same" 3x3, the 1x7 / 7x1 pair, "valid" (no padding), less than "same",
+# asymmetric kernels and paddings, dilation 2, a 5x5, an even kernel
+GEOMETRIES = [
+    ((3, 3), (1, 1), (1, 1)),
+    ((1, 7), (0, 3), (1, 1)),
+    ((7, 1), (3, 0), (1, 1)),
+    ((3, 3), (0, 0), (1, 1)),
+    ((5, 5), (1, 2), (1, 1)),
+    ((3, 2), (2, 0), (1, 1)),
+    ((3, 3), (2, 2), (2, 2)),
+    ((2, 3), (1, 1), (2, 1)),
+]
+
+
+def _random(shape, dtype, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _reference(x_cnhw, weight, grad_cnhw, kernel, padding, dilation):
+    """im2col + one GEMM in the channel-major layout: out, grad_x, grad_weight."""
+    x = x_cnhw.transpose(1, 0, 2, 3)
+    f = weight.shape[0]
+    n = x.shape[0]
+    grid = shifted_conv.grid_geometry(x.shape, kernel, padding, dilation)
+    geometry = (kernel, (1, 1), padding, dilation, (grid.out_h, grid.out_w))
+    cols = im2col_module.im2col_channel_major_numpy(x, *geometry)  # (C*kh*kw, N*L)
+    out = (weight.reshape(f, -1) @ cols).reshape(f, n, grid.out_h, grid.out_w)
+    grad_rows = grad_cnhw.reshape(f, -1)
+    grad_weight = (grad_rows @ cols.T).reshape(weight.shape)
+    grad_x = im2col_module.col2im_channel_major_numpy(weight.reshape(f, -1).T @ grad_rows, x.shape, *geometry)
+    return out, grad_x.transpose(1, 0, 2, 3), grad_weight
+
+
+@needs_blas
+@pytest.mark.parametrize("kernel, padding, dilation", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("chunk", [4096, 7])  # 7: many chunks, none aligned with rows or images
+def test_shifted_conv_matches_im2col(kernel, padding, dilation, dtype, chunk, monkeypatch):
+    monkeypatch.setattr(shifted_conv, "CHUNK", chunk)
+    x_cnhw = _random((4, 3, 9, 8), dtype)  # (C, N, H, W)
+    weight = _random((5, 4) + kernel, dtype, 1)
+    assert shifted_conv.supports(kernel, (1, 1), padding, dilation)
+    grid = shifted_conv.grid_geometry((3, 4, 9, 8), kernel, padding, dilation)
+    grad_cnhw = _random((5, 3, grid.out_h, grid.out_w), dtype, 2)
+    expected_out, expected_grad_x, expected_grad_weight = _reference(x_cnhw, weight, grad_cnhw, kernel, padding,
+                                                                     dilation)
+    out = shifted_conv.forward(x_cnhw, weight, grid)
+    grad_rows = shifted_conv.grad_to_grid(grad_cnhw, grid)
+    grad_weight = shifted_conv.backward_weight(grad_rows, x_cnhw, grid, weight.shape)
+    grad_x = shifted_conv.backward_input(grad_rows, weight, grid, (3, 4, 9, 8))
+    rtol, atol = (1e-5, 1e-5) if dtype == np.float32 else (1e-12, 1e-12)
+    for name, got, expected in [("out", out, expected_out), ("grad_x", grad_x, expected_grad_x),
+                                ("grad_weight", grad_weight, expected_grad_weight)]:
+        assert got.dtype == np.dtype(dtype) and got.flags.c_contiguous, name
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol, err_msg=name)
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation, supported", [
+    ((3, 3), (1, 1), (1, 1), (1, 1), True),
+    ((3, 3), (2, 2), (1, 1), (1, 1), False),  # strided: im2col
+    ((1, 1), (1, 1), (0, 0), (1, 1), False),  # 1x1: already a plain GEMM
+    ((3, 3), (1, 1), (3, 3), (1, 1), False),  # padding beyond dilation*(k-1): outputs would overrun the grid
+    ((1, 3), (1, 1), (1, 1), (1, 1), False),  # padding 1 along a kernel of height 1
+    ((3, 3), (1, 1), (4, 4), (2, 2), True),
+])
+def test_supports(kernel, stride, padding, dilation, supported):
+    assert shifted_conv.supports(kernel, stride, padding, dilation) is supported
+
+
+def test_grid_layout_numba_matches_numpy():
+    planes = _random((3, 2, 4, 5), np.float32)
+    grid = shifted_conv.grid_geometry((2, 3, 4, 5), (3, 3), (1, 2), (1, 1))
+    assert (grid.pitch_h, grid.pitch_w, grid.anchors) == (5, 7, 2 * 5 * 7)
+    expected = shifted_conv.to_grid_numpy(planes, grid, 3, 4)
+    rows = shifted_conv.to_grid(planes, grid, 3, 4, "test_grid")
+    np.testing.assert_array_equal(rows, expected)
+    np.testing.assert_array_equal(shifted_conv.from_grid(rows, grid, 3, 4, 5), planes)
+    np.testing.assert_array_equal(shifted_conv.from_grid_numpy(rows, grid, 3, 4, 5), planes)
+    # zeros everywhere outside the planes: margins, the pw zeros after each row, the ph zero rows after each image
+    assert np.count_nonzero(rows) == np.count_nonzero(planes)
+
+
+@needs_blas
+def test_conv2d_takes_the_shifted_path_only_where_it_applies():
+    x = ti.Tensor(_random((2, 3, 6, 6), np.float32), requires_grad=True)
+    w3, w1 = ti.Tensor(_random((4, 3, 3, 3), np.float32)), ti.Tensor(_random((4, 3, 1, 1), np.float32))
+    with ti.using_kernels("numba"):
+        assert F.conv2d(x, w3, padding=1).grad_fn.shifted
+        assert not F.conv2d(x, w3, stride=2, padding=1).grad_fn.shifted
+        assert not F.conv2d(x, w1).grad_fn.shifted
+        assert not F.conv2d(x, ti.Tensor(_random((6, 1, 3, 3), np.float32)), padding=1, groups=3).grad_fn.shifted
+    with ti.using_kernels("numpy"):
+        assert not F.conv2d(x, w3, padding=1).grad_fn.shifted
+
+
+def test_conv2d_falls_back_to_im2col_without_a_direct_blas(monkeypatch):
+    x, w = _random((2, 3, 7, 6), np.float32), _random((4, 3, 3, 3), np.float32, 1)
+    with ti.using_kernels("numba"):
+        expected = F.conv2d(ti.Tensor(x), ti.Tensor(w), padding=1).data
+        monkeypatch.setattr(conv_module.blas, "available", lambda dtype=None: False)
+        out = F.conv2d(ti.Tensor(x, requires_grad=True), ti.Tensor(w), padding=1)
+        assert not out.grad_fn.shifted
+    np.testing.assert_allclose(out.data, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_workspace_reuses_and_grows_its_buffers():
+    workspace.release()
+    first = workspace.scratch("test", (4, 5), np.float32)
+    again = workspace.scratch("test", (2, 3), np.float64)
+    assert again.base is first.base or np.shares_memory(first, again)  # the same memory, reused
+    bigger = workspace.scratch("test", (100,), np.float64)
+    assert bigger.shape == (100,) and bigger.dtype == np.float64 and bigger.flags.c_contiguous
+    assert workspace.held_bytes() == 800
+    workspace.release()
+    assert workspace.held_bytes() == 0

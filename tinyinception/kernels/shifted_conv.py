@@ -1,0 +1,206 @@
+"""Convolution as a sum of shifted matrix products: a stride-1 k x k convolution without im2col.
+
+im2col copies every input pixel kh*kw times (9x the input for a 3x3) so that one matrix product can
+do the convolution. That copy, and col2im in backward, cost a 3x3 layer ~40% of its time. But each
+of the kh*kw taps of the kernel is itself a 1x1 convolution of a *shifted* input:
+
+    out[f, n, y, x] = sum over taps (i, j) of  weight[f, :, i, j] . input[:, n, y - ph + i*dh, x - pw + j*dw]
+
+so with each channel of the input stored as one flat row, tap (i, j) is the matrix product
+``weight_tap (F, C) @ input_rows[:, s : s + L]`` for a start ``s`` that depends only on (i, j).
+The rows are read in place (BLAS takes a view of a larger buffer) and the taps add into one output
+(BLAS's beta=1, see `tinyinception.kernels.blas`): no copy of the input beyond one padded layout.
+
+The padded layout ("grid"): each channel of x (C, N, H, W) becomes one flat row in which every image
+row is followed by ``pw`` zeros and every image by ``ph`` zero rows, with zero margins at both ends:
+
+    row pitch  pitch_w = W + pw        image pitch  pitch_h * pitch_w,  pitch_h = H + ph
+
+The zeros after one image row serve as the right padding of that row AND the left padding of the next
+(they are the same memory once the rows are laid end to end), so the grid is only a little bigger than
+the input. An output pixel (n, y, x) is computed at "anchor" ``a = (n*pitch_h + y)*pitch_w + x``; its
+tap (i, j) reads grid position ``a + offset(i, j)`` with ``offset = (i*dh - ph)*pitch_w + (j*dw - pw)``.
+Anchors are computed for every grid position (a few are not real outputs: the ones in padding) and the
+real outputs are cropped out afterwards. This needs ``padding <= dilation*(kernel - 1)`` (true of every
+"same" and "valid" convolution).
+
+Backward is the same trick twice:
+    grad_input_grid[b]   = sum over taps  weight_tap.T @ grad_grid[b - offset]   (taps of the flipped kernel)
+    grad_weight_tap      = sum over anchors  grad_grid[a] (outer) input_grid[a + offset]
+
+All three loops run over chunks of anchors, taps innermost, so each output chunk stays in the CPU cache
+while its taps accumulate into it. The definition these are tested against is im2col + one GEMM
+(`tinyinception.kernels.im2col`); `to_grid_numpy` / `from_grid_numpy` define the layout.
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+from . import blas, workspace
+from ..profiler import section
+from ._numba import njit, prange, threaded_when_large
+
+CHUNK = 4096  # anchors per block of products: an output block (F x CHUNK) stays in the L2 cache
+
+
+class Grid(NamedTuple):
+    """Geometry of the padded flat layout of an (N, C, H, W) input for one convolution."""
+
+    pitch_h: int  # H + ph: rows per image in the grid
+    pitch_w: int  # W + pw: values per row in the grid
+    anchors: int  # N * pitch_h * pitch_w: grid positions at which outputs are computed
+    offsets: tuple  # per tap (i, j) in row-major order: where it reads, relative to the anchor
+    out_h: int
+    out_w: int
+
+    @property
+    def before(self):
+        """Zeros needed before the first anchor so that every tap reads inside the buffer."""
+        return max(0, -min(self.offsets))
+
+    @property
+    def after(self):
+        """Zeros needed after the last anchor."""
+        return max(0, max(self.offsets))
+
+
+def supports(kernel_size, stride, padding, dilation):
+    """True for the convolutions this layout computes exactly: stride 1, padding <= dilation*(k-1)."""
+    return stride == (1, 1) and kernel_size != (1, 1) and all(
+        pad <= dil * (k - 1) for k, pad, dil in zip(kernel_size, padding, dilation))
+
+
+def grid_geometry(x_shape, kernel_size, padding, dilation):
+    n, _, h, w = x_shape
+    (kh, kw), (ph, pw), (dh, dw) = kernel_size, padding, dilation
+    pitch_h, pitch_w = h + ph, w + pw
+    offsets = tuple((i * dh - ph) * pitch_w + (j * dw - pw) for i in range(kh) for j in range(kw))
+    out_h, out_w = h + 2 * ph - dh * (kh - 1), w + 2 * pw - dw * (kw - 1)
+    return Grid(pitch_h, pitch_w, n * pitch_h * pitch_w, offsets, out_h, out_w)
+
+
+# --- the layout: (C, N, h, w) planes <-> flat grid rows ----------------------------------------------------------
+def to_grid_numpy(planes, grid, before, after):
+    """planes (C, N, h, w), h <= pitch_h and w <= pitch_w -> rows (C, before + anchors + after): each plane in
+    the top-left corner of its (pitch_h, pitch_w) cell, zeros everywhere else."""
+    c, n, h, w = planes.shape
+    rows = np.zeros((c, before + grid.anchors + after), dtype=planes.dtype)
+    cells = rows[:, before:before + grid.anchors].reshape(c, n, grid.pitch_h, grid.pitch_w)
+    cells[:, :, :h, :w] = planes
+    return rows
+
+
+def from_grid_numpy(rows, grid, before, h, w):
+    """The inverse of `to_grid_numpy`: rows (C, before + anchors + ...) -> planes (C, N, h, w), a contiguous copy."""
+    c = rows.shape[0]
+    n = grid.anchors // (grid.pitch_h * grid.pitch_w)
+    cells = rows[:, before:before + grid.anchors].reshape(c, n, grid.pitch_h, grid.pitch_w)
+    return np.ascontiguousarray(cells[:, :, :h, :w])
+
+
+@threaded_when_large
+@njit(parallel=True, cache=True)
+def _to_grid(planes, rows, pitch_h, pitch_w, before):
+    channels, images, h, w = planes.shape
+    for c in prange(channels):
+        row = rows[c]
+        row[:before] = 0
+        for n in range(images):
+            for y in range(pitch_h):
+                start = before + (n * pitch_h + y) * pitch_w
+                if y < h:
+                    row[start:start + w] = planes[c, n, y]
+                    row[start + w:start + pitch_w] = 0
+                else:
+                    row[start:start + pitch_w] = 0
+        row[before + images * pitch_h * pitch_w:] = 0
+
+
+@threaded_when_large
+@njit(parallel=True, cache=True)
+def _from_grid(rows, planes, pitch_h, pitch_w, before):
+    channels, images, h, w = planes.shape
+    for c in prange(channels):
+        for n in range(images):
+            for y in range(h):
+                start = before + (n * pitch_h + y) * pitch_w
+                planes[c, n, y] = rows[c, start:start + w]
+
+
+def to_grid(planes, grid, before, after, scratch_name):
+    """Numba version of `to_grid_numpy`, every value written once, into the reusable buffer ``scratch_name``
+    (see `tinyinception.kernels.workspace`)."""
+    c = planes.shape[0]
+    rows = workspace.scratch(scratch_name, (c, before + grid.anchors + after), planes.dtype)
+    _to_grid(np.ascontiguousarray(planes), rows, grid.pitch_h, grid.pitch_w, before)
+    return rows
+
+
+def from_grid(rows, grid, before, h, w):
+    """Numba version of `from_grid_numpy`."""
+    c = rows.shape[0]
+    n = grid.anchors // (grid.pitch_h * grid.pitch_w)
+    planes = np.empty((c, n, h, w), dtype=rows.dtype)
+    _from_grid(rows, planes, grid.pitch_h, grid.pitch_w, before)
+    return planes
+
+
+# --- the three products --------------------------------------------------------------------------------------------
+def weight_taps(weight):
+    """weight (F, C, kh, kw) -> (kh*kw, F, C): one contiguous (F, C) matrix per tap."""
+    f, c, kh, kw = weight.shape
+    return np.ascontiguousarray(weight.transpose(2, 3, 0, 1)).reshape(kh * kw, f, c)
+
+
+def _chunks(total):
+    for start in range(0, total, CHUNK):
+        yield start, min(start + CHUNK, total)
+
+
+def forward(x_cnhw, weight, grid):
+    """x_cnhw (C, N, H, W), weight (F, C, kh, kw) -> out (F, N, out_h, out_w), contiguous (channel-major)."""
+    taps = weight_taps(weight)
+    x_rows = to_grid(x_cnhw, grid, grid.before, grid.after, "conv_input_grid")
+    out_rows = workspace.scratch("conv_output_grid", (taps.shape[1], grid.anchors), x_cnhw.dtype)
+    base = grid.before
+    with section("gemm"):
+        for start, stop in _chunks(grid.anchors):
+            for tap, offset in enumerate(grid.offsets):
+                blas.gemm(taps[tap], x_rows[:, base + offset + start:base + offset + stop], out_rows[:, start:stop],
+                          beta=0.0 if tap == 0 else 1.0)
+    return from_grid(out_rows, grid, 0, grid.out_h, grid.out_w)
+
+
+def grad_to_grid(grad_cnhw, grid):
+    """grad_output (F, N, out_h, out_w) -> rows (F, after + anchors + before), zero off the real outputs:
+    the margins are swapped because backward reads at ``anchor - offset``."""
+    return to_grid(grad_cnhw, grid, grid.after, grid.before, "conv_grad_grid")
+
+
+def backward_input(grad_rows, weight, grid, x_shape):
+    """grad_rows from `grad_to_grid`, weight (F, C, kh, kw) -> grad_input (C, N, H, W), contiguous."""
+    taps = weight_taps(weight)
+    grad_x_rows = workspace.scratch("conv_output_grid", (taps.shape[2], grid.anchors), grad_rows.dtype)
+    base = grid.after
+    with section("gemm"):
+        for start, stop in _chunks(grid.anchors):
+            for tap, offset in enumerate(grid.offsets):
+                blas.gemm(taps[tap].T, grad_rows[:, base - offset + start:base - offset + stop],
+                          grad_x_rows[:, start:stop], beta=0.0 if tap == 0 else 1.0)
+    _, _, h, w = x_shape
+    return from_grid(grad_x_rows, grid, 0, h, w)
+
+
+def backward_weight(grad_rows, x_cnhw, grid, weight_shape):
+    """grad_rows from `grad_to_grid`, x_cnhw (C, N, H, W) -> grad_weight (F, C, kh, kw)."""
+    f, c, kh, kw = weight_shape
+    x_rows = to_grid(x_cnhw, grid, grid.before, grid.after, "conv_input_grid")
+    grad_taps = np.empty((kh * kw, f, c), dtype=grad_rows.dtype)
+    grad_base, x_base = grid.after, grid.before
+    with section("gemm"):
+        for start, stop in _chunks(grid.anchors):
+            for tap, offset in enumerate(grid.offsets):
+                blas.gemm(grad_rows[:, grad_base + start:grad_base + stop],
+                          x_rows[:, x_base + offset + start:x_base + offset + stop].T,
+                          grad_taps[tap], beta=0.0 if start == 0 else 1.0)
+    return np.ascontiguousarray(grad_taps.reshape(kh, kw, f, c).transpose(2, 3, 0, 1))

@@ -1,0 +1,39 @@
+"""Scratch buffers reused from call to call: big temporaries without the cost of fresh memory.
+
+A fresh multi-megabyte NumPy array comes from the operating system as untouched pages, and the first
+write to each 4 KiB page is a page fault: writing 10 MB of fresh memory costs ~3 ms, more than
+copying it. A convolution that allocates its temporaries anew on every call pays this on every layer.
+
+`scratch(name, shape, dtype)` hands out a view of a buffer kept under ``name`` and grown only when a
+bigger one is asked for, so after the first training step the temporaries are written into memory
+that is already mapped. Rules for callers: the view is valid until the next `scratch` call with the
+same name, so a temporary must never escape (never be returned to the user, saved for backward or
+stored in a tensor), and two temporaries alive at once need different names. Everything here runs on
+one Python thread, as the rest of the package does.
+
+`release()` frees all buffers (the memory benchmark calls it to measure a cold start).
+"""
+import numpy as np
+
+_buffers = {}
+
+
+def scratch(name, shape, dtype):
+    """An uninitialised C-contiguous array of ``shape``/``dtype`` backed by the reusable buffer ``name``."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buffer = _buffers.get(name)
+    if buffer is None or buffer.size < size:
+        _buffers.pop(name, None)  # drop the old one first, so that peak memory holds only the new one
+        buffer = _buffers[name] = np.empty(max(size, 1), dtype=np.uint8)
+    return buffer[:size].view(dtype).reshape(shape)
+
+
+def release():
+    """Free every scratch buffer."""
+    _buffers.clear()
+
+
+def held_bytes():
+    """Bytes held by the scratch buffers now."""
+    return sum(buffer.size for buffer in _buffers.values())
