@@ -166,3 +166,30 @@ def test_max_pool_same_size_flat_kernel_matches_numpy(shape, kernel, padding, dt
     assert layout.is_channel_major(out) == channel_major or out.flags.c_contiguous
     np.testing.assert_array_equal(out, expected_out)
     np.testing.assert_array_equal(argmax, expected_argmax)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("count_include_pad", [False, True])
+@pytest.mark.parametrize("channel_major", [False, True])
+@pytest.mark.parametrize("shape, kernel, padding", [
+    ((3, 5, 4, 4), (3, 3), (1, 1)),     # many planes per flat block, several blocks, a partial last block
+    ((2, 3, 9, 7), (1, 3), (0, 1)),     # Inception-v3's 1x3 and 3x1 windows
+    ((2, 3, 7, 9), (3, 1), (1, 0)),
+    ((2, 3, 9, 7), (5, 3), (2, 1)),     # non-square window
+    ((1, 2, 50, 47), (3, 3), (1, 1)),   # a plane larger than one flat block
+    ((4, 3, 1, 1), (3, 3), (1, 1))])    # 1x1 maps: the window is all padding but its centre
+def test_avg_pool_same_size_flat_kernel_matches_numpy(shape, kernel, padding, dtype, count_include_pad, channel_major):
+    """Stride-1 average pools whose output has the input's size take the flat kernel: forward and backward
+    equal the reference; an inf next to a plane's border must not leak into the neighbouring plane."""
+    from tinyinception.kernels import layout
+    x = random_array(5, shape, dtype)
+    x[0, 0, -1, -1] = np.inf  # the last pixel of one plane: the next plane's first windows must stay finite
+    if channel_major:
+        x = layout.from_channel_major(layout.channel_major(x))
+    window = (kernel, (1, 1), padding, shape[2:], count_include_pad)
+    out = avg_pool2d_forward_numba(x, *window)
+    assert layout.is_channel_major(out) == channel_major or out.flags.c_contiguous
+    assert_close(out, avg_pool2d_forward_numpy(x, *window), dtype)
+    grad_out = random_array(6, shape, dtype)
+    assert_close(avg_pool2d_backward_numba(grad_out, shape, *window),
+                 avg_pool2d_backward_numpy(grad_out, shape, *window), dtype)

@@ -59,10 +59,11 @@ def test_shifted_conv_matches_im2col(kernel, padding, dilation, dtype, chunk, mo
     grad_cnhw = _random((5, 3, grid.out_h, grid.out_w), dtype, 2)
     expected_out, expected_grad_x, expected_grad_weight = _reference(x_cnhw, weight, grad_cnhw, kernel, padding,
                                                                      dilation)
-    out = shifted_conv.forward(x_cnhw, weight, grid)
+    taps = shifted_conv.weight_taps(weight)
+    out = shifted_conv.forward(x_cnhw, taps, grid)
     grad_rows = shifted_conv.grad_to_grid(grad_cnhw, grid)
     grad_weight = shifted_conv.backward_weight(grad_rows, x_cnhw, grid, weight.shape)
-    grad_x = shifted_conv.backward_input(grad_rows, weight, grid, (3, 4, 9, 8))
+    grad_x = shifted_conv.backward_input(grad_rows, taps, grid, (3, 4, 9, 8))
     rtol, atol = (1e-5, 1e-5) if dtype == np.float32 else (1e-12, 1e-12)
     for name, got, expected in [("out", out, expected_out), ("grad_x", grad_x, expected_grad_x),
                                 ("grad_weight", grad_weight, expected_grad_weight)]:

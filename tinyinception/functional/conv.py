@@ -69,8 +69,9 @@ class Conv2d(Function):
         x_cnhw = layout.channel_major(x)
         self.grid = shifted_conv.grid_geometry(x.shape, *self._kernel_padding_dilation())
         self.saved = x_cnhw if self.needs_input_grad[1] else None
-        self.weight = weight if self.needs_input_grad[0] else None
-        return layout.from_channel_major(shifted_conv.forward(x_cnhw, weight, self.grid))
+        taps = shifted_conv.weight_taps(weight)  # (kh*kw, F, C): one matrix per tap, reused by backward
+        self.taps = taps if self.needs_input_grad[0] else None
+        return layout.from_channel_major(shifted_conv.forward(x_cnhw, taps, self.grid))
 
     def _backward_shifted(self, grad_output):
         grad_rows = shifted_conv.grad_to_grid(layout.channel_major(grad_output), self.grid)
@@ -79,7 +80,7 @@ class Conv2d(Function):
             grad_weight = shifted_conv.backward_weight(grad_rows, self.saved, self.grid, self.weight_shape)
         if self.needs_input_grad[0]:
             grad_x = layout.from_channel_major(
-                shifted_conv.backward_input(grad_rows, self.weight, self.grid, self.x_shape))
+                shifted_conv.backward_input(grad_rows, self.taps, self.grid, self.x_shape))
         return grad_x, grad_weight
 
     def _kernel_padding_dilation(self):

@@ -311,6 +311,70 @@ def _max_pool_same_size(x_flat, out_flat, argmax_flat, plane_pixels, shifts, ins
             argmax_flat[q0 + q] = (q0 + q) % plane_pixels + winner[q]
 
 
+@threaded_when_large
+@njit(parallel=True, cache=True)
+def _avg_pool_same_size(x_flat, out_flat, shifts, inside, divisor):
+    """Stride-1 average pooling whose output plane has the input's size (Inception's 3x3, padding-1
+    branch pool), on the flattened (P, H, W) planes; ``divisor`` (block,) is PyTorch's divisor of
+    each pixel's window, tiled over a block of planes like ``inside``.
+
+    Fast because: as in ``_max_pool_same_size``, tap ``k`` of every output pixel is the input pixel
+    ``shifts[k]`` away in the flat plane, so a block of planes is one contiguous, vectorised pass per
+    tap (a select keeps taps outside the plane out of the sum, so a NaN or inf there cannot leak in).
+    """
+    total = out_flat.size
+    block = inside.shape[1]
+    for start in prange((total + block - 1) // block):
+        q0 = start * block
+        count = min(block, total - q0)
+        sums = out_flat[q0:q0 + count]
+        sums[:] = 0
+        for k in range(shifts.size):
+            shift = shifts[k]
+            ok = inside[k]
+            lo = max(0, -(q0 + shift))
+            hi = min(count, total - q0 - shift)
+            taps = x_flat[q0 + lo + shift:q0 + hi + shift]
+            for t in range(hi - lo):
+                q = lo + t
+                sums[q] += taps[t] if ok[q] else 0
+        for q in range(count):
+            sums[q] = sums[q] / divisor[q]
+
+
+@threaded_when_large
+@njit(parallel=True, cache=True)
+def _avg_pool_same_size_backward(grad_out_flat, grad_flat, shifts, inside, divisor):
+    """The adjoint of ``_avg_pool_same_size``: each window's share ``grad_out / divisor`` is added to
+    its in-plane taps, one contiguous pass per tap. ``grad_flat`` is zeroed by the caller. Blocks hold
+    whole planes and taps stay in their plane, so no two threads write the same pixel."""
+    total = grad_out_flat.size
+    block = inside.shape[1]
+    for start in prange((total + block - 1) // block):
+        q0 = start * block
+        count = min(block, total - q0)
+        share = grad_out_flat[q0:q0 + count] / divisor[:count]
+        for k in range(shifts.size):
+            shift = shifts[k]
+            ok = inside[k]
+            lo = max(0, -(q0 + shift))
+            hi = min(count, total - q0 - shift)
+            grad_taps = grad_flat[q0 + lo + shift:q0 + hi + shift]
+            for t in range(hi - lo):
+                q = lo + t
+                grad_taps[t] += share[q] if ok[q] else 0
+
+
+@functools.lru_cache(maxsize=64)
+def _same_size_avg_tables(height, width, kernel_size, padding, count_include_pad, dtype):
+    """(shifts, inside, divisor) for ``_avg_pool_same_size`` over blocks of planes of (height, width)."""
+    block_planes = max(1, _FLAT_BLOCK_PIXELS // (height * width))
+    shifts, inside, _ = _same_size_taps(height, width, *kernel_size, *padding, block_planes)
+    divisor = _avg_pool_divisor_table((1, 1, height, width), kernel_size, (1, 1), padding, (height, width),
+                                      count_include_pad, np.dtype(dtype))
+    return shifts, inside, np.tile(divisor.reshape(-1), block_planes)
+
+
 def _same_size_pays(x_shape, kernel_size, stride, out_size):
     """The flat same-size kernel applies to stride-1 pools whose output plane is the input's."""
     return stride == (1, 1) and tuple(out_size) == tuple(x_shape[2:])
@@ -504,7 +568,10 @@ def avg_pool2d_forward_numba(x, kernel_size, stride, padding, out_size, count_in
     out_h, out_w = out_size
     x, x_planes = _input_planes(x)
     out = layout.empty_like_layout(x, (n, c, out_h, out_w))
-    if out.size:
+    if out.size and _same_size_pays(x.shape, kernel_size, stride, out_size):
+        tables = _same_size_avg_tables(h, w, tuple(kernel_size), tuple(padding), bool(count_include_pad), x.dtype)
+        _avg_pool_same_size(x_planes.reshape(-1), layout.planes(out).reshape(-1), *tables)
+    elif out.size:
         kernel = _avg_pool_planes if _row_kernel_pays(stride, out_size) else _avg_pool_planes_scalar
         kernel(x_planes, layout.planes(out), *kernel_size, *stride, *padding,
                          *_avg_pool_axis_divisors(x.shape, kernel_size, stride, padding, out_size,
@@ -519,7 +586,11 @@ def avg_pool2d_backward_numba(grad_out, x_shape, kernel_size, stride, padding, o
     grad_out, grad_planes_out = _input_planes(grad_out)
     grad_x = layout.empty_like_layout(grad_out, x_shape)
     grad_x[...] = 0
-    if grad_out.size and grad_x.size:
+    if grad_out.size and _same_size_pays(x_shape, kernel_size, stride, out_size):
+        tables = _same_size_avg_tables(*x_shape[2:], tuple(kernel_size), tuple(padding), bool(count_include_pad),
+                                       grad_out.dtype)
+        _avg_pool_same_size_backward(grad_planes_out.reshape(-1), layout.planes(grad_x).reshape(-1), *tables)
+    elif grad_out.size and grad_x.size:
         wide_rows = _row_kernel_pays(stride, out_size)
         kernel = _avg_pool_backward_planes if wide_rows else _avg_pool_backward_planes_scalar
         kernel(

@@ -40,7 +40,7 @@ from . import blas, workspace
 from ..profiler import section
 from ._numba import njit, prange, threaded_when_large
 
-CHUNK = 8192  # anchors per block of products: an output block (F x CHUNK) stays in the L2 cache
+CHUNK = 8192  # anchors per block of products (measured on the Inception shapes: 8192 beat 1024-4096 and no blocks)
 
 
 class Grid(NamedTuple):
@@ -160,9 +160,8 @@ def _chunks(total):
         yield start, min(start + size, total)
 
 
-def forward(x_cnhw, weight, grid):
-    """x_cnhw (C, N, H, W), weight (F, C, kh, kw) -> out (F, N, out_h, out_w), contiguous (channel-major)."""
-    taps = weight_taps(weight)
+def forward(x_cnhw, taps, grid):
+    """x_cnhw (C, N, H, W), taps (kh*kw, F, C) from `weight_taps` -> out (F, N, out_h, out_w), contiguous."""
     x_rows = to_grid(x_cnhw, grid, grid.before, grid.after, "conv_input_grid")
     out_rows = workspace.scratch("conv_output_grid", (taps.shape[1], grid.anchors), x_cnhw.dtype)
     base = grid.before
@@ -180,9 +179,8 @@ def grad_to_grid(grad_cnhw, grid):
     return to_grid(grad_cnhw, grid, grid.after, grid.before, "conv_grad_grid")
 
 
-def backward_input(grad_rows, weight, grid, x_shape):
-    """grad_rows from `grad_to_grid`, weight (F, C, kh, kw) -> grad_input (C, N, H, W), contiguous."""
-    taps = weight_taps(weight)
+def backward_input(grad_rows, taps, grid, x_shape):
+    """grad_rows from `grad_to_grid`, taps (kh*kw, F, C) -> grad_input (C, N, H, W), contiguous."""
     grad_x_rows = workspace.scratch("conv_output_grid", (taps.shape[2], grid.anchors), grad_rows.dtype)
     base = grid.after
     with section("gemm"):
