@@ -293,7 +293,7 @@ def _inputs_of(fn):
 def _accumulate_leaf(tensor, grad):
     """Leaves add up gradients across backward calls (own copy first, so no two .grad arrays alias)."""
     if tensor.grad is None:
-        tensor.grad = grad.copy()
+        tensor.grad = grad.copy(order="K")  # keeps the memory layout (channel-major, tap-major)
     else:
         tensor.grad += grad
 

@@ -67,7 +67,10 @@ def test_shifted_conv_matches_im2col(kernel, padding, dilation, dtype, chunk, mo
     rtol, atol = (1e-5, 1e-5) if dtype == np.float32 else (1e-12, 1e-12)
     for name, got, expected in [("out", out, expected_out), ("grad_x", grad_x, expected_grad_x),
                                 ("grad_weight", grad_weight, expected_grad_weight)]:
-        assert got.dtype == np.dtype(dtype) and got.flags.c_contiguous, name
+        assert got.dtype == np.dtype(dtype), name
+        # activations come back channel-major (contiguous (C, N, H, W)), the weight gradient tap-major
+        contiguous = got.transpose(2, 3, 0, 1) if name == "grad_weight" else got
+        assert contiguous.flags.c_contiguous, name
         np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol, err_msg=name)
 
 

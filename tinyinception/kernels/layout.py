@@ -13,6 +13,12 @@ N*H*W values:
 
 Convolutions on the Numba kernels return channel-major outputs; batch norm, ReLU and pooling keep
 the layout of their input; NumPy's own elementwise operations keep it too (``order='K'``).
+
+Convolution weights have a layout of their own, "tap-major": a (F, C, kh, kw) weight stored as a
+C-contiguous (kh, kw, F, C) array, so that each tap (i, j) of the kernel is one contiguous (F, C)
+matrix, which is what the shifted-product convolution (`tinyinception.kernels.shifted_conv`) multiplies
+by. `nn.Conv2d` creates its weight this way when that convolution applies, and the weight gradient
+comes back in the same layout, so no step of training ever transposes a weight.
 """
 import numpy as np
 
@@ -51,6 +57,12 @@ def empty_channel_major(shape, dtype, xp=np):
 def zeros_channel_major(shape, dtype, xp=np):
     n, c, h, w = shape
     return from_channel_major(xp.zeros((c, n, h, w), dtype=dtype))
+
+
+def empty_tap_major(shape, dtype, xp=np):
+    """An uninitialised (F, C, kh, kw) weight laid out tap-major: the view of a C-contiguous (kh, kw, F, C)."""
+    f, c, kh, kw = shape
+    return xp.empty((kh, kw, f, c), dtype=dtype).transpose(2, 3, 0, 1)
 
 
 def as_layout_of(array, reference):

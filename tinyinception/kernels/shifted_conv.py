@@ -147,7 +147,8 @@ def from_grid(rows, grid, before, h, w):
 
 # --- the three products --------------------------------------------------------------------------------------------
 def weight_taps(weight):
-    """weight (F, C, kh, kw) -> (kh*kw, F, C): one contiguous (F, C) matrix per tap."""
+    """weight (F, C, kh, kw) -> (kh*kw, F, C): one contiguous (F, C) matrix per tap (no copy when the weight is
+    tap-major, see `tinyinception.kernels.layout`)."""
     f, c, kh, kw = weight.shape
     return np.ascontiguousarray(weight.transpose(2, 3, 0, 1)).reshape(kh * kw, f, c)
 
@@ -193,7 +194,7 @@ def backward_input(grad_rows, taps, grid, x_shape):
 
 
 def backward_weight(grad_rows, x_cnhw, grid, weight_shape):
-    """grad_rows from `grad_to_grid`, x_cnhw (C, N, H, W) -> grad_weight (F, C, kh, kw)."""
+    """grad_rows from `grad_to_grid`, x_cnhw (C, N, H, W) -> grad_weight (F, C, kh, kw), tap-major."""
     f, c, kh, kw = weight_shape
     x_rows = to_grid(x_cnhw, grid, grid.before, grid.after, "conv_input_grid")
     grad_taps = np.empty((kh * kw, f, c), dtype=grad_rows.dtype)
@@ -204,4 +205,4 @@ def backward_weight(grad_rows, x_cnhw, grid, weight_shape):
                 blas.gemm(grad_rows[:, grad_base + start:grad_base + stop],
                           x_rows[:, x_base + offset + start:x_base + offset + stop].T,
                           grad_taps[tap], beta=0.0 if start == 0 else 1.0)
-    return np.ascontiguousarray(grad_taps.reshape(kh, kw, f, c).transpose(2, 3, 0, 1))
+    return grad_taps.reshape(kh, kw, f, c).transpose(2, 3, 0, 1)  # tap-major, like nn.Conv2d's weights

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import functional as F
 from ..functional._windows import pair
+from ..kernels import layout, shifted_conv
 from . import init
 from .module import Module
 from .parameter import Parameter
@@ -14,6 +15,8 @@ class Conv2d(Module):
     """in_channels -> out_channels; weight (out_channels, in_channels/groups, kh, kw), bias (out_channels,).
 
     Init as PyTorch: weight kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias the same bound.
+    A stride-1 k x k convolution keeps its weight "tap-major" in memory (`tinyinception.kernels.layout`): the
+    same (F, C, kh, kw) values, stored so that each kernel tap is one contiguous matrix.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -26,7 +29,11 @@ class Conv2d(Module):
         self.kernel_size = pair(kernel_size, "kernel_size", "Conv2d")
         self.stride, self.dilation = pair(stride, "stride", "Conv2d"), pair(dilation, "dilation", "Conv2d")
         self.padding = pair(padding, "padding", "Conv2d")
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups) + self.kernel_size, dtype=dtype))
+        weight_shape = (out_channels, in_channels // groups) + self.kernel_size
+        if groups == 1 and shifted_conv.supports(self.kernel_size, self.stride, self.padding, self.dilation):
+            self.weight = Parameter(layout.empty_tap_major(weight_shape, dtype))
+        else:
+            self.weight = Parameter(np.empty(weight_shape, dtype=dtype))
         self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
         self.reset_parameters()
 

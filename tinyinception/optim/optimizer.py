@@ -68,11 +68,16 @@ def _copy_value(value):
 
 
 def _array_like(value, data):
-    """``value`` (a NumPy or CuPy array) as a fresh array on ``data``'s module, floating values in its dtype."""
+    """``value`` (a NumPy or CuPy array) as a fresh array on ``data``'s module, floating values in its dtype; an
+    array of the parameter's shape also takes its memory layout (so the fused update still applies after a resume)."""
     xp = get_array_module(data)
     if is_cupy_array(value) and xp.__name__ == "numpy":
         value = value.get()
     dtype = data.dtype if value.dtype.kind == "f" else value.dtype
+    if tuple(value.shape) == tuple(data.shape):
+        copy = xp.empty_like(data, dtype=dtype)  # order "K": the parameter's layout
+        copy[...] = xp.asarray(value)
+        return copy
     return xp.array(value, dtype=dtype, copy=True)
 
 

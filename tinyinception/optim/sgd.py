@@ -9,8 +9,52 @@ For each parameter ``p`` with gradient ``g`` (PyTorch's algorithm, option names 
     p = p - lr * g
 
 The first step copies ``g`` into the buffer without dampening, as PyTorch does.
+
+``_update_numpy`` is the readable definition, written as array expressions (NumPy or CuPy). For NumPy arrays
+that lie densely in memory with the same strides (parameter, gradient and buffer) the same update runs as one
+fused Numba loop (``_sgd_kernel.sgd_update_flat``): one pass over memory instead of four or five, with equal
+results.
 """
+import numpy as np
+
+from tinyinception.kernels._numba import NUMBA_AVAILABLE
+from tinyinception.optim import _sgd_kernel
 from tinyinception.optim.optimizer import Optimizer
+
+_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _dense(array):
+    """True when ``array``'s elements fill one block of memory without gaps, in C order, Fortran order or any
+    permutation of the axes with positive strides (e.g. a channel-major (N, C, H, W) view)."""
+    if array.flags.c_contiguous or array.flags.f_contiguous:
+        return True
+    expected = array.itemsize
+    for stride, size in sorted(zip(array.strides, array.shape)):
+        if size == 1:
+            continue
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _flat(array):
+    """``array`` as a 1-D view in memory order (``order='K'``); ``array`` must be dense (see ``_dense``)."""
+    return np.ravel(array, order="K")
+
+
+def _fusable(data, grad, buffer):
+    """Whether the fused kernel may run: Numba present, NumPy float32/float64 arrays, all dense in memory with
+    identical strides (so their flat views list the same elements in the same order)."""
+    if not NUMBA_AVAILABLE or type(data) is not np.ndarray or type(grad) is not np.ndarray:
+        return False
+    if data.dtype not in _FUSED_DTYPES or not data.flags.writeable:
+        return False
+    arrays = (data, grad) if buffer is None else (data, grad, buffer)
+    if any(a.strides != data.strides for a in arrays) or not _dense(data):
+        return False
+    return buffer is None or (type(buffer) is np.ndarray and buffer.dtype == data.dtype)
 
 
 class SGD(Optimizer):
@@ -39,6 +83,30 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, param, grad, state, options):
+        buffer = state.get("momentum_buffer") if options["momentum"] != 0 else None
+        if _fusable(param.data, grad, buffer):
+            self._update_fused(param, grad, state, options)
+        else:
+            self._update_numpy(param, grad, state, options)
+
+    def _update_fused(self, param, grad, state, options):
+        """The update of ``_update_numpy`` as one Numba loop over flat views; scalars in the data's dtype."""
+        data = param.data
+        scalar = data.dtype.type
+        use_momentum = options["momentum"] != 0
+        buffer = state.get("momentum_buffer") if use_momentum else None
+        first_step = use_momentum and buffer is None
+        if first_step:
+            buffer = state["momentum_buffer"] = np.empty_like(data)  # same layout as data (order='K')
+        flat_buffer = _flat(buffer) if use_momentum else _flat(data)  # an unused stand-in without momentum
+        _sgd_kernel.sgd_update_flat(
+            _flat(data), _flat(grad), flat_buffer, scalar(options["lr"]), scalar(options["momentum"]),
+            scalar(1.0 - options["dampening"]), scalar(options["weight_decay"]),
+            use_momentum, first_step, bool(options["nesterov"]),
+        )
+
+    def _update_numpy(self, param, grad, state, options):
+        """The definition, as array expressions (NumPy or CuPy, any layout)."""
         momentum = options["momentum"]
         if options["weight_decay"] != 0:
             grad = grad + options["weight_decay"] * param.data
