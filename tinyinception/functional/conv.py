@@ -18,9 +18,11 @@ place (`tinyinception.kernels.shifted_conv`); im2col remains for strided ones an
 The columns of a kxk convolution are not kept for backward (they are 9x the input for a 3x3); backward
 unfolds the saved input again, which costs a fraction of the products and keeps memory near PyTorch's.
 """
+import numpy as np
+
 from ..autograd import Function
 from .. import backend, kernels
-from ..kernels import blas, layout, shifted_conv
+from ..kernels import blas, layout, shifted_conv, workspace
 from ..profiler import section
 from ._windows import check_nchw, output_size, pair
 
@@ -89,10 +91,14 @@ class Conv2d(Function):
 
     # --- channel-major: one GEMM for the whole batch -----------------------------------------------------------
     def _columns(self, x):
-        """(K, N*L): the input itself for a 1x1 stride-1 convolution (a view when x is channel-major)."""
+        """(K, N*L): the input itself for a 1x1 stride-1 convolution (a view when x is channel-major); else
+        im2col's columns, written into a reusable scratch buffer (a temporary: never kept past this step)."""
         if self.pointwise:
             return layout.channel_rows(x)
-        return kernels.im2col_channel_major(x, **self.geometry, out_size=self.out_size)
+        n, c = x.shape[:2]
+        (kh, kw), (out_h, out_w) = self.geometry["kernel_size"], self.out_size
+        cols = workspace.scratch("im2col_cols", (c * kh * kw, n * out_h * out_w), x.dtype)
+        return kernels.im2col_channel_major(x, **self.geometry, out_size=self.out_size, out=cols)
 
     def _forward_channel_major(self, x, weight):
         n = x.shape[0]
@@ -115,8 +121,10 @@ class Conv2d(Function):
                 grad_weight = (grad_rows @ cols.T).reshape(self.weight_shape)
             del cols
         if self.needs_input_grad[0]:
+            grad_cols = workspace.scratch("col2im_cols", (self.weight_matrix.shape[1], grad_rows.shape[1]),
+                                          grad_rows.dtype) if not self.pointwise else None
             with section("gemm"):
-                grad_cols = self.weight_matrix.T @ grad_rows  # (K, N*L)
+                grad_cols = np.matmul(self.weight_matrix.T, grad_rows, out=grad_cols)  # (K, N*L)
             if self.pointwise:
                 n, c, h, w = self.x_shape
                 grad_x = layout.from_channel_major(grad_cols.reshape(c, n, h, w))
