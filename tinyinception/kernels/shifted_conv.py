@@ -101,19 +101,28 @@ def from_grid_numpy(rows, grid, before, h, w):
 @threaded_when_large
 @njit(parallel=True, cache=True)
 def _to_grid(planes, rows, pitch_h, pitch_w, before):
+    """Every value of ``rows`` written once: each channel's row walked left to right, plane values copied and
+    zeros filled in between (indexed directly: Inception's maps are small, and a view per image row costs more
+    than copying the row)."""
     channels, images, h, w = planes.shape
+    length = rows.shape[1]
+    zero = planes.dtype.type(0)
     for c in prange(channels):
-        row = rows[c]
-        row[:before] = 0
+        for k in range(before):
+            rows[c, k] = zero
         for n in range(images):
             for y in range(pitch_h):
                 start = before + (n * pitch_h + y) * pitch_w
                 if y < h:
-                    row[start:start + w] = planes[c, n, y]
-                    row[start + w:start + pitch_w] = 0
+                    for x in range(w):
+                        rows[c, start + x] = planes[c, n, y, x]
+                    for x in range(w, pitch_w):
+                        rows[c, start + x] = zero
                 else:
-                    row[start:start + pitch_w] = 0
-        row[before + images * pitch_h * pitch_w:] = 0
+                    for x in range(pitch_w):
+                        rows[c, start + x] = zero
+        for k in range(before + images * pitch_h * pitch_w, length):
+            rows[c, k] = zero
 
 
 @threaded_when_large
@@ -124,7 +133,8 @@ def _from_grid(rows, planes, pitch_h, pitch_w, before):
         for n in range(images):
             for y in range(h):
                 start = before + (n * pitch_h + y) * pitch_w
-                planes[c, n, y] = rows[c, start:start + w]
+                for x in range(w):
+                    planes[c, n, y, x] = rows[c, start + x]
 
 
 def to_grid(planes, grid, before, after, scratch_name):
