@@ -31,8 +31,10 @@ def test_the_size_of_the_first_argument_chooses(monkeypatch):
             calls.append(self.name)
 
     kernel = object.__new__(_numba.ThreadedWhenLarge)
-    kernel.parallel, kernel.serial = Recorder("parallel"), Recorder("serial")
+    kernel.parallel, kernel.serial, kernel.serial_below = Recorder("parallel"), Recorder("serial"), None
     monkeypatch.setattr(_numba, "SERIAL_BELOW", 100)
     kernel(np.zeros(99))
     kernel(np.zeros(100))
-    assert calls == ["serial", "parallel"]
+    kernel.serial_below = 10  # a kernel's own limit (pooling's is lower) wins over the default
+    kernel(np.zeros(10))
+    assert calls == ["serial", "parallel", "parallel"]

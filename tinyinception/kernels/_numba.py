@@ -41,8 +41,10 @@ except ImportError:  # keep the NumPy kernels usable without Numba
 
 # Starting Numba's worker threads for one parallel loop costs tens of microseconds, and on a 2-core machine the
 # threads also wait for OpenBLAS's, which keep spinning for a while after each matrix product. For a small array
-# that is more than the whole work (a batch norm over 16x96x8x8 values: 0.20 ms on two threads, 0.12 ms on one),
-# so each parallel kernel that small layers call has a serial twin, chosen below this many elements.
+# that is more than the whole work (a batch norm over 16x96x8x8 values: 0.20 ms on two threads, 0.03 ms on one),
+# so each parallel kernel has a serial twin, chosen below this many elements. Memory-bound passes (batch norm,
+# copies) gained nothing from a second thread even at 4M elements; compute-bound ones (pooling windows) pass
+# their own, lower limit.
 SERIAL_BELOW = 1 << 22
 
 
@@ -62,15 +64,22 @@ def serial_twin(kernel):
 
 class ThreadedWhenLarge:
     """A parallel kernel and its serial twin: a call runs the threaded one only when its first argument (the
-    array it walks) has at least ``SERIAL_BELOW`` elements. Used as a decorator above ``@njit(parallel=True)``."""
+    array it walks) has at least ``serial_below`` elements (default ``SERIAL_BELOW``). Used as a decorator
+    above ``@njit(parallel=True)``: ``@threaded_when_large`` or ``@threaded_when_large(serial_below=...)``."""
 
-    def __init__(self, kernel):
+    def __init__(self, kernel, serial_below=None):
         self.parallel, self.serial = kernel, serial_twin(kernel)
+        self.serial_below = serial_below
         self.__name__, self.__doc__ = kernel.__name__, kernel.__doc__
 
     def __call__(self, *args):
-        kernel = self.parallel if args[0].size >= SERIAL_BELOW else self.serial
+        limit = SERIAL_BELOW if self.serial_below is None else self.serial_below
+        kernel = self.parallel if args[0].size >= limit else self.serial
         return kernel(*args)
 
 
-threaded_when_large = ThreadedWhenLarge
+def threaded_when_large(kernel=None, serial_below=None):
+    """Decorator form of `ThreadedWhenLarge`, with or without arguments."""
+    if kernel is None:
+        return lambda function: ThreadedWhenLarge(function, serial_below)
+    return ThreadedWhenLarge(kernel, serial_below)

@@ -25,6 +25,9 @@ from ._checks import check_float, check_ndim, check_shape, pair
 from ._geometry import inside_range
 from ._numba import njit, prange, threaded_when_large
 
+# pooling compares or adds kh*kw taps per output: two threads pay from this many input values on
+_POOL_SERIAL_BELOW = 1 << 16
+
 
 def _padded_extent(size, kernel, stride, pad, out):
     """Padded length that holds every window, including a ceil-mode overhang."""
@@ -146,7 +149,7 @@ def _clipped_window(o, stride, pad, kernel, size):
     return max(start, 0), min(start + kernel, size)
 
 
-@threaded_when_large
+@threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw):
     """x_planes: (P, H, W) -> out_planes, argmax_planes: (P, out_h, out_w), filled in place.
@@ -213,7 +216,7 @@ def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw
                                 argmax_row[ow] = ih * width + iw
 
 
-@threaded_when_large
+@threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _max_pool_planes_scalar(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw):
     """x_planes: (P, H, W) -> out_planes, argmax_planes: (P, out_h, out_w), filled in place.
@@ -225,13 +228,14 @@ def _max_pool_planes_scalar(x_planes, out_planes, argmax_planes, kh, kw, sh, sw,
     """
     planes, height, width = x_planes.shape
     out_h, out_w = out_planes.shape[1], out_planes.shape[2]
+    minus_infinity = x_planes.dtype.type(-np.inf)  # in the input's dtype: no float64 compares
     for plane in prange(planes):
         x_plane = x_planes[plane]
         for oh in range(out_h):
             h_first, h_end = _clipped_window(oh, sh, ph, kh, height)
             for ow in range(out_w):
                 w_first, w_end = _clipped_window(ow, sw, pw, kw, width)
-                best = -np.inf
+                best = minus_infinity
                 best_index = h_first * width + w_first
                 for ih in range(h_first, h_end):
                     for iw in range(w_first, w_end):
@@ -272,7 +276,7 @@ def _same_size_taps(height, width, kh, kw, ph, pw, block_planes):
             np.tile(first_shift, block_planes))
 
 
-@threaded_when_large
+@threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _max_pool_same_size(x_flat, out_flat, argmax_flat, plane_pixels, shifts, inside,
                         first_shift):
@@ -311,7 +315,7 @@ def _max_pool_same_size(x_flat, out_flat, argmax_flat, plane_pixels, shifts, ins
             argmax_flat[q0 + q] = (q0 + q) % plane_pixels + winner[q]
 
 
-@threaded_when_large
+@threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _avg_pool_same_size(x_flat, out_flat, shifts, inside, divisor):
     """Stride-1 average pooling whose output plane has the input's size (Inception's 3x3, padding-1
@@ -342,7 +346,7 @@ def _avg_pool_same_size(x_flat, out_flat, shifts, inside, divisor):
             sums[q] = sums[q] / divisor[q]
 
 
-@threaded_when_large
+@threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _avg_pool_same_size_backward(grad_out_flat, grad_flat, shifts, inside, divisor):
     """The adjoint of ``_avg_pool_same_size``: each window's share ``grad_out / divisor`` is added to
@@ -385,7 +389,7 @@ def _same_size_pays(x_shape, kernel_size, stride, out_size):
 _ROW_KERNEL_MIN_WIDTH = 16
 
 
-@threaded_when_large
+@threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _max_pool_backward_planes(grad_out_planes, argmax_planes, grad_planes):
     """grad_out_planes, argmax_planes: (P, out_h*out_w) -> grad_planes: (P, H*W), zeroed.
@@ -399,7 +403,7 @@ def _max_pool_backward_planes(grad_out_planes, argmax_planes, grad_planes):
             grad_planes[plane, argmax_planes[plane, k]] += grad_out_planes[plane, k]
 
 
-@threaded_when_large
+@threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _avg_pool_planes(x_planes, out_planes, kh, kw, sh, sw, ph, pw, divisor_h, divisor_w):
     """x_planes: (P, H, W) -> out_planes: (P, out_h, out_w), filled in place.
@@ -433,7 +437,7 @@ def _avg_pool_planes(x_planes, out_planes, kh, kw, sh, sw, ph, pw, divisor_h, di
                 out_row[ow] = out_row[ow] / (row_divisor * divisor_w[ow])
 
 
-@threaded_when_large
+@threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _avg_pool_backward_planes(grad_out_planes, grad_planes, kh, kw, sh, sw, ph, pw, divisor_h,
                               divisor_w):
@@ -466,7 +470,7 @@ def _avg_pool_backward_planes(grad_out_planes, grad_planes, kh, kw, sh, sw, ph, 
                             grad_row[ow * sw + w_offset] += share[ow]
 
 
-@threaded_when_large
+@threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _avg_pool_planes_scalar(x_planes, out_planes, kh, kw, sh, sw, ph, pw, divisor_h, divisor_w):
     """The plain window sum, for small output rows (under ``_ROW_KERNEL_MIN_WIDTH``): same contract
@@ -486,7 +490,7 @@ def _avg_pool_planes_scalar(x_planes, out_planes, kh, kw, sh, sw, ph, pw, diviso
                 out_planes[plane, oh, ow] = total / (divisor_h[oh] * divisor_w[ow])
 
 
-@threaded_when_large
+@threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _avg_pool_backward_planes_scalar(grad_out_planes, grad_planes, kh, kw, sh, sw, ph, pw, divisor_h,
                                      divisor_w):
