@@ -5,6 +5,7 @@
 """
 import numpy as _np
 
+from . import allocator  # keeps freed memory for reuse (see tinyinception/allocator.py)
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 from .backend import get_kernels, set_kernels, using_kernels
 from .random import get_rng_state, manual_seed, set_rng_state
