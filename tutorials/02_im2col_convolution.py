@@ -8,6 +8,8 @@ What you will see
   3. the same im2col compiled by Numba (parallel over (image, channel) planes) — and that all three agree
   4. how long each takes
   5. a picture of what im2col does to a small image (saved as PNG)
+  6. no im2col at all: a 3x3 convolution as nine 1x1 convolutions of shifted inputs, which is how
+     tinyinception runs stride-1 convolutions on the CPU (`tinyinception/kernels/shifted_conv.py`)
 """
 import argparse
 import os
@@ -17,6 +19,7 @@ import numpy as np
 
 import tinyinception as ti
 import tinyinception.functional as F
+from tinyinception.kernels import layout, shifted_conv
 from tinyinception.kernels.im2col import im2col_numba, im2col_numpy
 
 
@@ -141,6 +144,40 @@ def step_5_picture(out_dir):
     print("A 3x3 convolution with F filters is now weight (F, 9) @ cols (9, 9): each output is one dot product.")
 
 
+def step_6_shifted_products(quick):
+    section("6. No im2col at all: nine shifted 1x1 convolutions")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 4, 6, 6)).astype(np.float32)
+    weight = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    grid = shifted_conv.grid_geometry(x.shape, (3, 3), (1, 1), (1, 1))
+    # each channel becomes ONE flat row: every image row followed by 1 zero, every image by 1 zero row, zero margins
+    rows = shifted_conv.to_grid_numpy(x.transpose(1, 0, 2, 3), grid, grid.before, grid.after)
+    print(f"x {x.shape} -> rows {rows.shape}: channel c is one row; row pitch {grid.pitch_w} = 6 + 1 zero, "
+          f"{grid.pitch_h} rows per image")
+    print("output pixel a reads tap (i, j) at a + offset; the offsets of the nine taps:", grid.offsets)
+    out_rows = np.zeros((5, grid.anchors), dtype=np.float32)
+    for tap, offset in enumerate(grid.offsets):
+        i, j = divmod(tap, 3)
+        start = grid.before + offset
+        out_rows += weight[:, :, i, j] @ rows[:, start:start + grid.anchors]  # a 1x1 convolution, shifted input
+    out = shifted_conv.from_grid_numpy(out_rows, grid, 0, 6, 6).transpose(1, 0, 2, 3)
+    loops = conv2d_loops(x, weight, stride=1, padding=1)
+    print(f"nine shifted products vs loops: max difference {np.abs(out - loops).max():.2e}")
+    print("The zero after each row is the right padding of that row AND the left padding of the next, so the")
+    print("layout is barely bigger than x, and nothing is copied nine times. BLAS reads each shifted block in")
+    print("place and adds into the output (beta = 1), so the nine products accumulate in the CPU cache.")
+
+    n = 2 if quick else 8
+    big = rng.standard_normal((n, 96, 28, 28)).astype(np.float32)
+    big_weight = rng.standard_normal((128, 96, 3, 3)).astype(np.float32)
+    big_channel_major = ti.Tensor(layout.from_channel_major(layout.channel_major(big)))  # as layers hand it on
+    with ti.using_kernels("numba"), ti.no_grad():
+        _, t_shifted = timed(lambda: F.conv2d(big_channel_major, ti.Tensor(big_weight), padding=1), 3)
+    _, t_im2col = timed(lambda: conv2d_im2col(big, big_weight, 1, 1, im2col_numba), 3)
+    print(f"\nx ({n}, 96, 28, 28), 3x3 to 128 channels: im2col + matmul {t_im2col * 1e3:.1f} ms, "
+          f"shifted products (F.conv2d) {t_shifted * 1e3:.1f} ms")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs (used by the tests)")
@@ -148,6 +185,7 @@ def main():
     args = parser.parse_args()
     step_1_to_4(args.quick)
     step_5_picture(args.out)
+    step_6_shifted_products(args.quick)
 
 
 if __name__ == "__main__":
