@@ -215,7 +215,14 @@ class Function:
     be skipped.
 
     Use an operation with ``MyFunction.apply(*inputs, **options)``; it returns a Tensor.
+
+    ``fresh_gradients = True`` (a class attribute) promises that every array backward returns is newly allocated and
+    shared with nothing (not a view of grad_output or of another gradient). A leaf (a parameter) then keeps that
+    array as its ``.grad`` instead of copying it, as PyTorch's AccumulateGrad steals an unshared gradient. Conv2d,
+    BatchNorm and Linear, which produce almost every parameter gradient, make this promise.
     """
+
+    fresh_gradients = False
 
     def forward(self, *inputs, **options):
         raise NotImplementedError(f"{type(self).__name__}.forward")
@@ -290,10 +297,11 @@ def _inputs_of(fn):
     return fn.inputs
 
 
-def _accumulate_leaf(tensor, grad):
-    """Leaves add up gradients across backward calls (own copy first, so no two .grad arrays alias)."""
+def _accumulate_leaf(tensor, grad, fresh=False):
+    """Leaves add up gradients across backward calls. The first gradient is copied (so that no two .grad arrays
+    alias) unless it is ``fresh``: a new array shared with nothing (see `Function.fresh_gradients`)."""
     if tensor.grad is None:
-        tensor.grad = grad.copy(order="K")  # keeps the memory layout (channel-major, tap-major)
+        tensor.grad = grad if fresh else grad.copy(order="K")  # the copy keeps the memory layout
     else:
         tensor.grad += grad
 
@@ -341,7 +349,7 @@ def backward(output, grad=None, retain_graph=False):
                     f"input of shape {x.shape} and dtype {x.dtype}"
                 )
             if x.grad_fn is None:
-                _accumulate_leaf(x, g)
+                _accumulate_leaf(x, g, fresh=fn.fresh_gradients)
             else:
                 key = id(x.grad_fn)
                 grads[key] = g if key not in grads else grads[key] + g

@@ -37,6 +37,8 @@ def _uses_channel_major(x, groups):
 
 
 class Conv2d(Function):
+    fresh_gradients = True  # every gradient is a new array (see Function)
+
     def forward(self, x, weight, bias, stride, padding, dilation, groups):
         f, _, kh, kw = weight.shape
         self.geometry = dict(kernel_size=(kh, kw), stride=stride, padding=padding, dilation=dilation)

@@ -22,6 +22,8 @@ class MatMul(Function):
 class Linear(Function):
     """x: (N, in) -> x @ weight.T + bias: (N, out); weight: (out, in), bias: (out,) or None."""
 
+    fresh_gradients = True  # every gradient is a new array (see Function)
+
     def forward(self, x, weight, bias):
         self.x, self.weight = x, weight
         out = x @ weight.T

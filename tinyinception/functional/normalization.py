@@ -15,6 +15,8 @@ def _raw(value):
 class BatchNorm(Function):
     """y = weight * (x - mean) / sqrt(var + eps) + bias, then ReLU when ``relu`` (the Conv-BN-ReLU unit)."""
 
+    fresh_gradients = True  # every gradient is a new array (see Function)
+
     def forward(self, x, weight, bias, running_mean, running_var, training, momentum, eps, relu):
         self.training, self.relu, self.has_weight = training, relu, weight is not None
         if training:
