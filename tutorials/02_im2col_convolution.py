@@ -149,7 +149,7 @@ def step_6_shifted_products(quick):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 4, 6, 6)).astype(np.float32)
     weight = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
-    grid = shifted_conv.grid_geometry(x.shape, (3, 3), (1, 1), (1, 1))
+    grid = shifted_conv.grid_geometry(x.shape, (3, 3), (1, 1), (1, 1), (1, 1))
     # each channel becomes ONE flat row: every image row followed by 1 zero, every image by 1 zero row, zero margins
     rows = shifted_conv.to_grid_numpy(x.transpose(1, 0, 2, 3), grid, grid.before, grid.after)
     print(f"x {x.shape} -> rows {rows.shape}: channel c is one row; row pitch {grid.pitch_w} = 6 + 1 zero, "

@@ -36,7 +36,7 @@ def _reference(x_cnhw, weight, grad_cnhw, kernel, padding, dilation):
     x = x_cnhw.transpose(1, 0, 2, 3)
     f = weight.shape[0]
     n = x.shape[0]
-    grid = shifted_conv.grid_geometry(x.shape, kernel, padding, dilation)
+    grid = shifted_conv.grid_geometry(x.shape, kernel, (1, 1), padding, dilation)
     geometry = (kernel, (1, 1), padding, dilation, (grid.out_h, grid.out_w))
     cols = im2col_module.im2col_channel_major_numpy(x, *geometry)  # (C*kh*kw, N*L)
     out = (weight.reshape(f, -1) @ cols).reshape(f, n, grid.out_h, grid.out_w)
@@ -55,7 +55,7 @@ def test_shifted_conv_matches_im2col(kernel, padding, dilation, dtype, chunk, mo
     x_cnhw = _random((4, 3, 9, 8), dtype)  # (C, N, H, W)
     weight = _random((5, 4) + kernel, dtype, 1)
     assert shifted_conv.supports(kernel, (1, 1), padding, dilation)
-    grid = shifted_conv.grid_geometry((3, 4, 9, 8), kernel, padding, dilation)
+    grid = shifted_conv.grid_geometry((3, 4, 9, 8), kernel, (1, 1), padding, dilation)
     grad_cnhw = _random((5, 3, grid.out_h, grid.out_w), dtype, 2)
     expected_out, expected_grad_x, expected_grad_weight = _reference(x_cnhw, weight, grad_cnhw, kernel, padding,
                                                                      dilation)
@@ -88,7 +88,7 @@ def test_supports(kernel, stride, padding, dilation, supported):
 
 def test_grid_layout_numba_matches_numpy():
     planes = _random((3, 2, 4, 5), np.float32)
-    grid = shifted_conv.grid_geometry((2, 3, 4, 5), (3, 3), (1, 2), (1, 1))
+    grid = shifted_conv.grid_geometry((2, 3, 4, 5), (3, 3), (1, 1), (1, 2), (1, 1))
     assert (grid.pitch_h, grid.pitch_w, grid.anchors) == (5, 7, 2 * 5 * 7)
     expected = shifted_conv.to_grid_numpy(planes, grid, 3, 4)
     rows = shifted_conv.to_grid(planes, grid, 3, 4, "test_grid")

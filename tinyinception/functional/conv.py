@@ -13,8 +13,9 @@ Two ways to lay the products out, with the same result:
   ``grad_weight = grad (F, N*L) @ cols.T`` and ``grad_cols = weight.T @ grad``.
 
 A 1x1 stride-1 convolution needs no im2col at all: its cols are the input itself. Nor, on the channel-major
-path, does a stride-1 k x k convolution: it is a sum of kh*kw shifted 1x1 products that BLAS accumulates in
-place (`tinyinception.kernels.shifted_conv`); im2col remains for strided ones and where no direct BLAS is found.
+path, does a k x k convolution: it is a sum of kh*kw shifted 1x1 products that BLAS accumulates in place
+(`tinyinception.kernels.shifted_conv` for stride 1, `tinyinception.kernels.strided_conv` for stride 2 and more,
+via phase images); im2col remains for groups, inputs with few channels and where no direct BLAS is found.
 The columns of a kxk convolution are not kept for backward (they are 9x the input for a 3x3); backward
 unfolds the saved input again, which costs a fraction of the products and keeps memory near PyTorch's.
 """
@@ -22,13 +23,25 @@ import numpy as np
 
 from ..autograd import Function
 from .. import backend, kernels
-from ..kernels import blas, layout, shifted_conv, workspace
+from ..kernels import blas, layout, shifted_conv, strided_conv, workspace
 from ..profiler import section
 from ._windows import check_nchw, output_size, pair
 
 
 def _is_pointwise(kernel, stride, padding, dilation):
     return kernel == (1, 1) and stride == (1, 1) and padding == (0, 0)
+
+
+def tap_products(channels, kernel_size, stride, padding, dilation, groups):
+    """The kernels module that computes this convolution as a sum of shifted per-tap products (`shifted_conv` for
+    stride 1, `strided_conv` for larger strides), or None when im2col (or, for 1x1, a plain GEMM) is used."""
+    if groups != 1 or kernel_size == (1, 1):
+        return None
+    if shifted_conv.supports(kernel_size, stride, padding, dilation):
+        return shifted_conv
+    if strided_conv.supports(kernel_size, stride, channels):
+        return strided_conv
+    return None
 
 
 def _uses_channel_major(x, groups):
@@ -46,8 +59,9 @@ class Conv2d(Function):
         self.x_shape, self.weight_shape, self.groups = x.shape, weight.shape, groups
         self.pointwise = _is_pointwise((kh, kw), stride, padding, dilation)
         self.channel_major = _uses_channel_major(x, groups)
-        self.shifted = (self.channel_major and not self.pointwise and blas.available(x.dtype)
-                        and shifted_conv.supports((kh, kw), stride, padding, dilation))
+        products = tap_products(x.shape[1], (kh, kw), stride, padding, dilation, groups)
+        self.products = products if self.channel_major and blas.available(x.dtype) else None
+        self.shifted = self.products is not None
         if self.shifted:
             out = self._forward_shifted(x, weight)
         elif self.channel_major:
@@ -68,28 +82,26 @@ class Conv2d(Function):
         grad_bias = grad_output.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias, None, None, None, None
 
-    # --- channel-major, stride-1 k x k: a sum of shifted products, no im2col -----------------------------------
+    # --- channel-major k x k: a sum of shifted products, no im2col ---------------------------------------------
     def _forward_shifted(self, x, weight):
         x_cnhw = layout.channel_major(x)
-        self.grid = shifted_conv.grid_geometry(x.shape, *self._kernel_padding_dilation())
+        geometry = self.geometry
+        self.grid = self.products.grid_geometry(x.shape, geometry["kernel_size"], geometry["stride"],
+                                                geometry["padding"], geometry["dilation"])
         self.saved = x_cnhw if self.needs_input_grad[1] else None
         taps = shifted_conv.weight_taps(weight)  # (kh*kw, F, C): one matrix per tap, reused by backward
         self.taps = taps if self.needs_input_grad[0] else None
-        return layout.from_channel_major(shifted_conv.forward(x_cnhw, taps, self.grid))
+        return layout.from_channel_major(self.products.forward(x_cnhw, taps, self.grid))
 
     def _backward_shifted(self, grad_output):
-        grad_rows = shifted_conv.grad_to_grid(layout.channel_major(grad_output), self.grid)
+        grad_rows = self.products.grad_to_grid(layout.channel_major(grad_output), self.grid)
         grad_x = grad_weight = None
         if self.needs_input_grad[1]:
-            grad_weight = shifted_conv.backward_weight(grad_rows, self.saved, self.grid, self.weight_shape)
+            grad_weight = self.products.backward_weight(grad_rows, self.saved, self.grid, self.weight_shape)
         if self.needs_input_grad[0]:
             grad_x = layout.from_channel_major(
-                shifted_conv.backward_input(grad_rows, self.taps, self.grid, self.x_shape))
+                self.products.backward_input(grad_rows, self.taps, self.grid, self.x_shape))
         return grad_x, grad_weight
-
-    def _kernel_padding_dilation(self):
-        geometry = self.geometry
-        return geometry["kernel_size"], geometry["padding"], geometry["dilation"]
 
     # --- channel-major: one GEMM for the whole batch -----------------------------------------------------------
     def _columns(self, x):

@@ -70,7 +70,9 @@ def supports(kernel_size, stride, padding, dilation):
         pad <= dil * (k - 1) for k, pad, dil in zip(kernel_size, padding, dilation))
 
 
-def grid_geometry(x_shape, kernel_size, padding, dilation):
+def grid_geometry(x_shape, kernel_size, stride, padding, dilation):
+    if tuple(stride) != (1, 1):
+        raise ValueError(f"shifted_conv: stride must be 1 (strided_conv handles {tuple(stride)})")
     n, _, h, w = x_shape
     (kh, kw), (ph, pw), (dh, dw) = kernel_size, padding, dilation
     pitch_h, pitch_w = h + ph, w + pw
@@ -171,16 +173,37 @@ def _chunks(total):
         yield start, min(start + size, total)
 
 
+def sum_of_shifted_products(matrices, rows, base, offsets, out_rows):
+    """out_rows[:, a] = sum over t of matrices[t] @ rows[:, base + offsets[t] + a], for every column a of out_rows.
+
+    matrices: kh*kw (M, K) matrices (views are fine: ``taps[t].T``), rows (K, ...), out_rows (M, A). Blocks of
+    CHUNK columns, taps innermost: BLAS adds each tap into the block (beta=1) while it is still in the cache.
+    """
+    with section("gemm"):
+        for start, stop in _chunks(out_rows.shape[1]):
+            for tap, offset in enumerate(offsets):
+                blas.gemm(matrices[tap], rows[:, base + offset + start:base + offset + stop], out_rows[:, start:stop],
+                          beta=0.0 if tap == 0 else 1.0)
+    return out_rows
+
+
+def shifted_outer_products(grad_rows, grad_base, rows, base, offsets, anchors, out_taps):
+    """out_taps[t] = sum over a < anchors of grad_rows[:, grad_base + a] (outer) rows[:, base + offsets[t] + a]:
+    the weight gradient of every tap, (F, C) each, accumulated over blocks of anchors."""
+    with section("gemm"):
+        for start, stop in _chunks(anchors):
+            for tap, offset in enumerate(offsets):
+                blas.gemm(grad_rows[:, grad_base + start:grad_base + stop],
+                          rows[:, base + offset + start:base + offset + stop].T,
+                          out_taps[tap], beta=0.0 if start == 0 else 1.0)
+    return out_taps
+
+
 def forward(x_cnhw, taps, grid):
     """x_cnhw (C, N, H, W), taps (kh*kw, F, C) from `weight_taps` -> out (F, N, out_h, out_w), contiguous."""
     x_rows = to_grid(x_cnhw, grid, grid.before, grid.after, "conv_input_grid")
     out_rows = workspace.scratch("conv_output_grid", (taps.shape[1], grid.anchors), x_cnhw.dtype)
-    base = grid.before
-    with section("gemm"):
-        for start, stop in _chunks(grid.anchors):
-            for tap, offset in enumerate(grid.offsets):
-                blas.gemm(taps[tap], x_rows[:, base + offset + start:base + offset + stop], out_rows[:, start:stop],
-                          beta=0.0 if tap == 0 else 1.0)
+    sum_of_shifted_products(taps, x_rows, grid.before, grid.offsets, out_rows)
     return from_grid(out_rows, grid, 0, grid.out_h, grid.out_w)
 
 
@@ -193,12 +216,8 @@ def grad_to_grid(grad_cnhw, grid):
 def backward_input(grad_rows, taps, grid, x_shape):
     """grad_rows from `grad_to_grid`, taps (kh*kw, F, C) -> grad_input (C, N, H, W), contiguous."""
     grad_x_rows = workspace.scratch("conv_output_grid", (taps.shape[2], grid.anchors), grad_rows.dtype)
-    base = grid.after
-    with section("gemm"):
-        for start, stop in _chunks(grid.anchors):
-            for tap, offset in enumerate(grid.offsets):
-                blas.gemm(taps[tap].T, grad_rows[:, base - offset + start:base - offset + stop],
-                          grad_x_rows[:, start:stop], beta=0.0 if tap == 0 else 1.0)
+    transposed = [tap.T for tap in taps]  # (C, F) each: the adjoint reads at anchor - offset
+    sum_of_shifted_products(transposed, grad_rows, grid.after, [-offset for offset in grid.offsets], grad_x_rows)
     _, _, h, w = x_shape
     return from_grid(grad_x_rows, grid, 0, h, w)
 
@@ -208,11 +227,5 @@ def backward_weight(grad_rows, x_cnhw, grid, weight_shape):
     f, c, kh, kw = weight_shape
     x_rows = to_grid(x_cnhw, grid, grid.before, grid.after, "conv_input_grid")
     grad_taps = np.empty((kh * kw, f, c), dtype=grad_rows.dtype)
-    grad_base, x_base = grid.after, grid.before
-    with section("gemm"):
-        for start, stop in _chunks(grid.anchors):
-            for tap, offset in enumerate(grid.offsets):
-                blas.gemm(grad_rows[:, grad_base + start:grad_base + stop],
-                          x_rows[:, x_base + offset + start:x_base + offset + stop].T,
-                          grad_taps[tap], beta=0.0 if start == 0 else 1.0)
+    shifted_outer_products(grad_rows, grid.after, x_rows, grid.before, grid.offsets, grid.anchors, grad_taps)
     return grad_taps.reshape(kh, kw, f, c).transpose(2, 3, 0, 1)  # tap-major, like nn.Conv2d's weights

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import functional as F
 from ..functional._windows import pair
-from ..kernels import layout, shifted_conv
+from ..kernels import layout
 from . import init
 from .module import Module
 from .parameter import Parameter
@@ -15,8 +15,9 @@ class Conv2d(Module):
     """in_channels -> out_channels; weight (out_channels, in_channels/groups, kh, kw), bias (out_channels,).
 
     Init as PyTorch: weight kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias the same bound.
-    A stride-1 k x k convolution keeps its weight "tap-major" in memory (`tinyinception.kernels.layout`): the
-    same (F, C, kh, kw) values, stored so that each kernel tap is one contiguous matrix.
+    A k x k convolution computed as shifted products (`functional.conv.tap_products`) keeps its weight "tap-major"
+    in memory (`tinyinception.kernels.layout`): the same (F, C, kh, kw) values, stored so that each kernel tap is
+    one contiguous matrix.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -30,7 +31,7 @@ class Conv2d(Module):
         self.stride, self.dilation = pair(stride, "stride", "Conv2d"), pair(dilation, "dilation", "Conv2d")
         self.padding = pair(padding, "padding", "Conv2d")
         weight_shape = (out_channels, in_channels // groups) + self.kernel_size
-        if groups == 1 and shifted_conv.supports(self.kernel_size, self.stride, self.padding, self.dilation):
+        if F.conv.tap_products(in_channels, self.kernel_size, self.stride, self.padding, self.dilation, groups):
             self.weight = Parameter(layout.empty_tap_major(weight_shape, dtype))
         else:
             self.weight = Parameter(np.empty(weight_shape, dtype=dtype))
