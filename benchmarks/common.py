@@ -156,8 +156,9 @@ def format_markdown(results, header):
             speed = f"{1 / r.ratio():.2f}x" if r.ratio() else "-"
             gflops = f"{r.gflops():.1f}" if r.gflops() else "-"
             share = f"{r.gemm_share:.0%}" if r.gemm_share is not None else "-"
-            lines.append(f"| {r.suite} | {r.name} | {r.variant} | {ours * 1e3:.1f} | "
-                         f"{theirs * 1e3 if theirs else float('nan'):.1f} | {speed} | {gflops} | {share} |")
+            theirs_ms = f"{theirs * 1e3:.1f}" if theirs else "-"
+            lines.append(f"| {r.suite} | {r.name} | {r.variant} | {ours * 1e3:.1f} | {theirs_ms} | {speed} | "
+                         f"{gflops} | {share} |")
     memory = [r for r in results if r.suite == "memory"]
     if memory:
         lines += ["", "| training step | peak MiB above imports, ours | PyTorch | ours / PyTorch |",

@@ -1,6 +1,6 @@
 """Run the benchmark suites and print one table (and JSON).
 
-    python -m benchmarks --suite ops            # or blocks, train, memory, all
+    python -m benchmarks --suite ops            # or blocks, models, train, memory, startup, all
     python benchmarks/run.py --suite ops --quick --json results.json --markdown results.md
 
 Our time and PyTorch's are measured in the same process on the same data; ``ratio`` = ours / PyTorch's
@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-SUITES = ("ops", "blocks", "models", "train", "memory")
+SUITES = ("ops", "blocks", "models", "train", "memory", "startup")
 
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
