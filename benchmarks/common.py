@@ -7,6 +7,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -15,6 +17,15 @@ import numpy as np
 import tinyinception as ti
 
 BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def run_child(arguments):
+    """Run ``python <arguments>`` from the repository root in a fresh interpreter; its last printed line is JSON."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    completed = subprocess.run([sys.executable, *arguments], capture_output=True, text=True, timeout=1800, cwd=root)
+    if completed.returncode != 0:
+        raise RuntimeError(completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "failed")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 @dataclass

@@ -10,10 +10,9 @@ Linux only (it reads /proc).
 import gc
 import json
 import os
-import subprocess
 import sys
 
-from benchmarks.common import Result
+from benchmarks.common import Result, run_child
 from benchmarks.networks import TRAIN_CASES
 
 
@@ -52,13 +51,7 @@ def _child(label, implementation, quick):
 
 
 def _measure(label, implementation, quick):
-    command = [sys.executable, "-m", "benchmarks.memory", "--child", label, implementation]
-    command += ["--quick"] if quick else []
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=1800,
-                               cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    if completed.returncode != 0:
-        raise RuntimeError(completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "failed")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return run_child(["-m", "benchmarks.memory", "--child", label, implementation] + (["--quick"] if quick else []))
 
 
 def run(quick=False, repeats=7, cases=None):

@@ -6,12 +6,7 @@ process twice in a row: the first may compile (it does after a fresh install or 
 every later process pays (the issue's target: within 3 s of import). The child is a fresh interpreter, so the time
 of ``import tinyinception`` itself (NumPy, Numba and the package) is reported too.
 """
-import json
-import os
-import subprocess
-import sys
-
-from benchmarks.common import Result
+from benchmarks.common import Result, run_child
 
 CASES = {"googlenet": ("googlenet", 16, 64), "inception_v3": ("inception_v3", 16, 96)}
 
@@ -36,11 +31,7 @@ def first_step(name):
 
 
 def _measure(name):
-    completed = subprocess.run([sys.executable, "-c", _CHILD, name], capture_output=True, text=True, timeout=1800,
-                               cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    if completed.returncode != 0:
-        raise RuntimeError(completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "failed")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return run_child(["-c", _CHILD, name])
 
 
 def run(quick=False, repeats=7, cases=None):
