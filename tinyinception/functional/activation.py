@@ -1,15 +1,17 @@
 """Activations: relu, sigmoid, tanh, softmax and log_softmax (numerically stable)."""
 from ..autograd import Function
-from .. import backend
+from .. import backend, kernels
 
 
 class ReLU(Function):
+    """y = max(x, 0); backward passes the gradient except where y <= 0 (kernels/activation.py)."""
+
     def forward(self, x):
-        self.positive = x > 0
-        return x * self.positive
+        self.y = kernels.relu_forward(x)
+        return self.y
 
     def backward(self, grad_output):
-        return grad_output * self.positive
+        return kernels.relu_backward(grad_output, self.y)
 
 
 class Sigmoid(Function):

@@ -4,6 +4,7 @@ Kernels take and return arrays and know nothing about autograd. Each family live
 with its NumPy reference (``*_numpy``), Numba version (``*_numba``) and CuPy version (``*_cupy``)
 side by side; the functions exported here pick one by ``tinyinception.backend.kernels_for``.
 """
+from .activation import relu_backward, relu_forward
 from .batchnorm import (
     batch_norm_backward,
     batch_norm_relu_backward,
@@ -23,5 +24,5 @@ __all__ = [
     "im2col", "col2im", "im2col_channel_major", "col2im_channel_major", "layout",
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
     "batch_norm_train_forward", "batch_norm_backward",
-    "batch_norm_relu_train_forward", "batch_norm_relu_backward",
+    "batch_norm_relu_train_forward", "batch_norm_relu_backward", "relu_forward", "relu_backward",
 ]
