@@ -1,8 +1,13 @@
-"""The hot loops: im2col/col2im, pooling and batch norm, in NumPy, Numba and CuPy.
+"""The hot loops: im2col/col2im, pooling, batch norm and ReLU, in NumPy, Numba and CuPy.
 
 Kernels take and return arrays and know nothing about autograd. Each family lives in one file
 with its NumPy reference (``*_numpy``), Numba version (``*_numba``) and CuPy version (``*_cupy``)
 side by side; the functions exported here pick one by ``tinyinception.backend.kernels_for``.
+
+The CPU fast path of the convolution has modules of its own, used by `tinyinception.functional.conv`:
+``shifted_conv`` and ``strided_conv`` (convolution as shifted per-tap products, no im2col), ``blas``
+(direct BLAS calls), ``layout`` (channel-major activations, tap-major weights) and ``workspace``
+(reusable scratch buffers).
 """
 from .activation import relu_backward, relu_forward
 from .batchnorm import (
