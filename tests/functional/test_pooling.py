@@ -106,6 +106,22 @@ def test_adaptive_windows_for_googlenet_aux_head():
     assert adaptive_windows(14, 4) == [(0, 4), (3, 7), (7, 11), (10, 14)]
 
 
+def test_adaptive_avg_pool2d_keeps_a_channel_major_layout_and_values():
+    from tinyinception.kernels import layout
+    x = np.random.default_rng(0).standard_normal((2, 3, 14, 14)).astype(np.float32)
+    grad = np.random.default_rng(1).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    results = []
+    for array in (x, layout.from_channel_major(layout.channel_major(x))):
+        tensor = ti.Tensor(array, requires_grad=True)
+        out = F.adaptive_avg_pool2d(tensor, 4)
+        assert layout.is_channel_major(out.data) == layout.is_channel_major(array)
+        out.backward(grad)
+        results.append((out.data, tensor.grad))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(results[0][0][0, 0, 1, 2], x[0, 0, 3:7, 7:11].mean(), rtol=1e-6)  # window (1, 2)
+
+
 @pytest.mark.torch
 def test_global_avg_pool2d_matches_torch():
     pytest.importorskip("torch")

@@ -4,6 +4,7 @@ x: (N, C, H, W) -> (N, C, out_h, out_w). The loops live in `tinyinception.kernel
 """
 from ..autograd import Function
 from .. import backend, kernels
+from ..kernels import layout
 from ._windows import check_nchw, output_size, pair
 
 
@@ -68,29 +69,53 @@ def adaptive_windows(in_size, out_size):
     return [((i * in_size) // out_size, -(-((i + 1) * in_size) // out_size)) for i in range(out_size)]
 
 
+def adaptive_weights(in_size, out_size, dtype, xp):
+    """(out_size, in_size): row i averages adaptive window i (1/len on the window, 0 elsewhere)."""
+    weights = xp.zeros((out_size, in_size), dtype=dtype)
+    for i, (start, end) in enumerate(adaptive_windows(in_size, out_size)):
+        weights[i, start:end] = 1 / (end - start)
+    return weights
+
+
+def _both_sides(planes, rows_matrix, cols_matrix):
+    """planes (P, H, W) -> (P, R, S), every plane multiplied as ``rows_matrix (R, H) @ plane @ cols_matrix.T``
+    (cols_matrix (S, W)): two matrix products over all the planes at once."""
+    p, h, w = planes.shape
+    r, s = rows_matrix.shape[0], cols_matrix.shape[0]
+    along_w = (planes.reshape(p * h, w) @ cols_matrix.T).reshape(p, h, s)
+    along_h = along_w.transpose(0, 2, 1).reshape(p * s, h) @ rows_matrix.T  # (P*S, R)
+    return along_h.reshape(p, s, r).transpose(0, 2, 1)
+
+
+def _from_planes(planes, like, shape):
+    """(P, R, S) planes in the memory order of ``like`` -> an (N, C, R, S) array laid out like ``like``."""
+    out = layout.empty_like_layout(like, shape)
+    layout.planes(out)[...] = planes
+    return out
+
+
 class AdaptiveAvgPool2d(Function):
-    """Each output cell averages its adaptive window (windows may overlap, e.g. 14 -> 4: offsets 0, 3, 7, 10)."""
+    """Each output cell averages its adaptive window (windows may overlap, e.g. 14 -> 4: offsets 0, 3, 7, 10).
+
+    The average over window (i, j) is separable: ``out = A_h @ x @ A_w.T`` per (n, c) plane, where row i of
+    A_h (out_h, H) holds 1/len over window i (`adaptive_weights`); backward is ``A_h.T @ grad @ A_w``.
+    """
 
     def forward(self, x, output_size):
         xp = backend.get_array_module(x)
+        if not (layout.is_channel_major(x) or x.flags.c_contiguous):
+            x = xp.ascontiguousarray(x)
         n, c, h, w = x.shape
         out_h, out_w = output_size
-        self.x_shape = x.shape
-        self.rows, self.cols = adaptive_windows(h, out_h), adaptive_windows(w, out_w)
-        out = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
-        for i, (h0, h1) in enumerate(self.rows):
-            for j, (w0, w1) in enumerate(self.cols):
-                out[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
-        return out
+        self.x = x
+        self.rows = adaptive_weights(h, out_h, x.dtype, xp)  # (out_h, H)
+        self.cols = adaptive_weights(w, out_w, x.dtype, xp)  # (out_w, W)
+        return _from_planes(_both_sides(layout.planes(x), self.rows, self.cols), x, (n, c, out_h, out_w))
 
     def backward(self, grad_output):
-        xp = backend.get_array_module(grad_output)
-        grad = xp.zeros(self.x_shape, dtype=grad_output.dtype)
-        for i, (h0, h1) in enumerate(self.rows):
-            for j, (w0, w1) in enumerate(self.cols):
-                share = grad_output[:, :, i, j] / grad_output.dtype.type((h1 - h0) * (w1 - w0))
-                grad[:, :, h0:h1, w0:w1] += share[:, :, None, None]
-        return grad, None
+        grad = layout.as_layout_of(grad_output, self.x)
+        grad_planes = _both_sides(layout.planes(grad), self.rows.T, self.cols.T)
+        return _from_planes(grad_planes, self.x, self.x.shape), None
 
 
 def adaptive_avg_pool2d(input, output_size):
