@@ -7,8 +7,8 @@ buffer that stays in the CPU cache. GEMM also reads a matrix whose rows are spre
 buffer (its "leading dimension"), so every operand here is a plain NumPy view: a row-major view
 ``(rows, cols)`` with unit column stride, or the ``.T`` of one (passed to BLAS as "transposed").
 
-The library is the OpenBLAS that NumPy's wheels bundle (``numpy.libs``) or any BLAS already loaded
-into this process; it is found once, checked on a small product against NumPy, and used only if
+The library is the OpenBLAS that NumPy's wheels bundle (``numpy.libs``) or any BLAS (or MKL) already
+loaded into this process; it is found once, checked on a small product against NumPy, and used only if
 the check passes. When no usable BLAS is found, :func:`available` is False and callers fall back
 to NumPy's ``@`` (the convolution then uses im2col). ``TINYINCEPTION_DIRECT_BLAS=0`` turns it off.
 """
@@ -34,8 +34,8 @@ def _candidate_libraries():
     try:
         with open("/proc/self/maps") as maps:
             loaded = {line.split()[-1] for line in maps if "/" in line}
-        paths += sorted(path for path in loaded
-                        if "blas" in os.path.basename(path).lower() and ".so" in path and path not in paths)
+        paths += sorted(path for path in loaded if ".so" in path and path not in paths
+                        and any(name in os.path.basename(path).lower() for name in ("blas", "mkl_rt")))
     except OSError:  # not Linux: only NumPy's bundled library is tried
         pass
     return paths
