@@ -76,3 +76,24 @@ def test_conv2d_uses_phases_for_strided_convolutions_with_enough_channels():
                                 ti.Tensor(_random((8, 3, 3, 3), np.float32)), stride=2)
         assert few_channels.grad_fn.products is None  # 3 channels: im2col's 27-long products are better
     assert ti.nn.Conv2d(16, 8, 3, stride=2).weight.data.transpose(2, 3, 0, 1).flags.c_contiguous  # tap-major
+
+
+@needs_blas
+def test_gradcheck_through_the_phase_path():
+    """float64 central differences through F.conv2d when it takes the phase path (16 channels, stride 2)."""
+    from helpers import check_gradcheck
+    with ti.using_kernels("numba"):
+        assert check_gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1),
+                               [(1, 16, 5, 4), (2, 16, 3, 3), (2,)], fast_mode=True)
+
+
+@pytest.mark.torch
+@needs_blas
+def test_module_with_tap_major_weights_matches_torch():
+    torch = pytest.importorskip("torch")
+    from helpers import check_parity
+    layer = ti.nn.Conv2d(16, 6, 3, stride=2, padding=1)
+    weight, bias = np.array(layer.weight.data), np.array(layer.bias.data)
+    check_parity(lambda x: layer(x),
+                 lambda x: torch.nn.functional.conv2d(x, torch.from_numpy(weight), torch.from_numpy(bias), 2, 1),
+                 [(2, 16, 9, 7)])
