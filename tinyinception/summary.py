@@ -196,16 +196,7 @@ def _rows(model, shapes, macs):
         if not name:
             continue
         inside = [key for key in macs if key == name or key.startswith(name + ".")]
-        shape = shapes.get(name, _sequential_output_shape(name, module, shapes))
+        shape = shapes.get(name)
         rows.append(SummaryRow(name, type(module).__name__, name.count(".") + 1, shape,
                                module.num_parameters(), sum(macs[key] for key in inside), shape is not None))
     return rows
-
-
-def _sequential_output_shape(name, module, shapes):
-    """A block may run a ``Sequential``'s children itself instead of calling it (the stacked 1x1 convolutions of
-    `tinyinception.nn.fused` do): its output is then its last child's, which ran."""
-    if type(module).__name__ != "Sequential" or not len(module):
-        return None
-    last = list(module.named_children())[-1][0]
-    return shapes.get(f"{name}.{last}")

@@ -127,3 +127,19 @@ def test_small_map_pooling_kernels_match_the_row_kernels(geometry):
         backward.append(grad)
     np.testing.assert_allclose(forward[0], forward[1], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(backward[0], backward[1], rtol=1e-6, atol=1e-6)
+
+
+def test_a_hook_on_a_branch_sees_it_run_whole_and_changes_nothing():
+    """GoogLeNet's inception blocks stack the 1x1 convolutions that open their branches; a forward hook on a branch
+    (a Sequential) makes the block call the branches instead, with the same result."""
+    model = ti.models.googlenet(num_classes=5, small_input=True, width=0.25, aux_logits=False).eval()
+    x = ti.Tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    with ti.using_kernels("numba"), ti.no_grad():
+        expected = model(x).data
+        seen = []
+        handle = model.inception3a.branch_3x3.register_forward_hook(
+            lambda module, inputs, output: seen.append(output.shape))
+        hooked = model(x).data
+        handle.remove()
+    assert seen == [(2, model.inception3a.branch_3x3.conv.conv.out_channels, 16, 16)]  # small_input: 32 -> 16
+    np.testing.assert_allclose(hooked, expected, rtol=1e-5, atol=1e-6)

@@ -47,7 +47,7 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from .. import nn
-from ..nn.fused import stacked_pointwise
+from ..nn.fused import run_branches
 from .common import BasicConv2d, ConvReLU, check_input_size, init_trunc_normal, scaled
 from .registry import register
 
@@ -127,12 +127,9 @@ class Inception(nn.Module):
         self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
 
     def forward(self, x):
-        # the three 1x1 convolutions on x run as one matrix product (same result as calling them one by one)
-        branch_1x1, reduced_3x3, reduced_5x5 = stacked_pointwise(
-            x, [self.branch_1x1, self.branch_3x3.reduce, self.branch_5x5.reduce])
-        branches = [branch_1x1, self.branch_3x3.conv(reduced_3x3), self.branch_5x5.conv(reduced_5x5),
-                    self.branch_pool(x)]
-        return F.concat(branches, dim=1)
+        # the three 1x1 convolutions on x run as one matrix product (same result as calling the branches)
+        branches = run_branches(x, [self.branch_1x1, self.branch_3x3, self.branch_5x5])
+        return F.concat(branches + [self.branch_pool(x)], dim=1)
 
 
 class InceptionAux(nn.Module):

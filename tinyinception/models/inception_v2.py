@@ -31,7 +31,7 @@ from collections import OrderedDict
 
 from .. import functional as F
 from .. import nn
-from ..nn.fused import stacked_pointwise
+from ..nn.fused import run_branches
 from .common import check_input_size, scaled
 from .registry import register
 
@@ -103,12 +103,9 @@ class InceptionBN(nn.Module):
         self.out_channels = ch1x1 + ch3x3 + ch3x3dbl + pool_proj
 
     def forward(self, x):
-        # the three 1x1 convolutions on x run as one matrix product (same result as calling them one by one)
-        branch_1x1, reduced_3x3, reduced_3x3dbl = stacked_pointwise(
-            x, [self.branch_1x1, self.branch_3x3.reduce, self.branch_3x3dbl.reduce])
-        branch_3x3dbl = self.branch_3x3dbl.conv2(self.branch_3x3dbl.conv1(reduced_3x3dbl))
-        branches = [branch_1x1, self.branch_3x3.conv(reduced_3x3), branch_3x3dbl, self.branch_pool(x)]
-        return F.concat(branches, dim=1)
+        # the three 1x1 convolutions on x run as one matrix product (same result as calling the branches)
+        branches = run_branches(x, [self.branch_1x1, self.branch_3x3, self.branch_3x3dbl])
+        return F.concat(branches + [self.branch_pool(x)], dim=1)
 
 
 class ReductionBN(nn.Module):

@@ -19,6 +19,7 @@ from .. import backend
 from .. import functional as F
 from ..autograd import Function
 from ..kernels import layout
+from .containers import Sequential
 
 _state = {"enabled": True}
 
@@ -52,6 +53,26 @@ def stacked_pointwise(x, units):
     stacked = F.conv2d(x, weight, bias)  # channel-major (N, F1 + F2 + ..., H, W)
     slices = split_channels(stacked, [unit.conv.out_channels for unit in units])
     return [unit.bn.forward_relu(part) for unit, part in zip(units, slices)]
+
+
+def run_branches(x, branches):
+    """``[branch(x) for branch in branches]``, with the 1x1 units that open the branches run as one stacked product.
+
+    Each branch is either a 1x1 Conv-BN-ReLU unit itself or a ``Sequential`` whose first child is one (GoogLeNet's
+    and BN-Inception's ``branch_3x3 = Sequential(reduce=1x1, conv=3x3)``): the first children are stacked with
+    `stacked_pointwise`, then each Sequential's other children run on its part. When any branch has forward hooks
+    the branches are simply called, so that a hook on a branch sees it run whole (`ti.summary` relies on this).
+    """
+    if any(branch._forward_hooks for branch in branches):
+        return [branch(x) for branch in branches]
+    sequences = [isinstance(branch, Sequential) for branch in branches]
+    heads = [branch[0] if sequence else branch for branch, sequence in zip(branches, sequences)]
+    outputs = []
+    for branch, sequence, out in zip(branches, sequences, stacked_pointwise(x, heads)):
+        for child in (list(branch)[1:] if sequence else ()):
+            out = child(out)
+        outputs.append(out)
+    return outputs
 
 
 def _stackable(unit, x):
