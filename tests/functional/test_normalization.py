@@ -98,3 +98,39 @@ def test_local_response_norm_matches_torch(size, alpha, beta, k):
     torch = pytest.importorskip("torch")
     check_parity(lambda x: F.local_response_norm(x, size, alpha, beta, k),
                  lambda x: torch.nn.functional.local_response_norm(x, size, alpha, beta, k), [(2, 7, 4, 4)])
+
+
+@pytest.mark.parametrize("p, dim", [(2.0, 1), (1.0, 0), (3.0, -1)])
+def test_normalize_gradcheck(p, dim):
+    # away from 0: |x|^(p-1) and sign(x) are not differentiable there for p = 1
+    assert check_gradcheck(lambda x: F.normalize(x, p, dim), [(3, 4)], low=0.5, high=2.0)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("p, dim", [(2.0, 1), (1.0, 0), (3.0, 1)])
+def test_normalize_matches_torch(p, dim):
+    torch = pytest.importorskip("torch")
+    check_parity(lambda x: F.normalize(x, p, dim), lambda x: torch.nn.functional.normalize(x, p, dim), [(4, 5)])
+
+
+@pytest.mark.torch
+def test_normalize_of_a_zero_row_uses_eps_like_torch():
+    torch = pytest.importorskip("torch")
+    x = np.array([[0.0, 0.0, 0.0], [3.0, 4.0, 0.0]], np.float32)
+    grad = np.array([[1.0, 2.0, 3.0], [1.0, -1.0, 2.0]], np.float32)
+    ours = ti.Tensor(x.copy(), requires_grad=True)
+    out = F.normalize(ours, eps=1e-6)
+    out.backward(grad)
+    theirs = torch.tensor(x, requires_grad=True)
+    expected = torch.nn.functional.normalize(theirs, eps=1e-6)
+    expected.backward(torch.tensor(grad))
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-5)
+
+
+def test_normalize_errors_name_the_problem():
+    x = ti.Tensor(np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match="normalize: p must be positive"):
+        F.normalize(x, p=0)
+    with pytest.raises(ValueError, match=r"normalize: dim 2 is out of range for an input of shape \(2, 3\)"):
+        F.normalize(x, dim=2)

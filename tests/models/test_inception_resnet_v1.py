@@ -126,3 +126,18 @@ def test_head_gradcheck_float64(head):
     head_modules = [model.fc] + ([model.embedding, model.embedding_bn] if head == "facenet" else [])
     params = [p for module in head_modules for p in module.parameters()]
     assert ti.gradcheck(lambda f, *p: model.classifier(f), (features, *params), fast_mode=True)
+
+
+def test_facenet_embedding_is_the_normalised_pre_logits_vector():
+    """``embed`` = facenet's classify=False output: embedding_bn(embedding(pooled features)), L2-normalised."""
+    model = ti.models.inception_resnet_v1(num_classes=3, head="facenet", width=0.05, small_input=True).eval()
+    x = random_batch()
+    embeddings = model.embed(x)
+    assert embeddings.shape == (2, model.embedding.out_features) and embeddings.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(embeddings.data, axis=1), 1.0, rtol=1e-5)
+    features = ti.functional.global_avg_pool2d(model.trunk(x))
+    before = model.embedding_bn(model.embedding(features)).data
+    np.testing.assert_allclose(embeddings.data, before / np.linalg.norm(before, axis=1, keepdims=True), rtol=1e-5,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match=r"embed: needs head='facenet'"):
+        ti.models.inception_resnet_v1(width=0.05, small_input=True).embed(x)

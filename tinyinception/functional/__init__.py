@@ -3,7 +3,7 @@
 Argument names and defaults follow ``torch.nn.functional``.
 """
 from .conv import conv2d
-from .normalization import batch_norm, batch_norm_relu, local_response_norm
+from .normalization import batch_norm, batch_norm_relu, local_response_norm, normalize
 from .pooling import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d
 from .residual import residual_add
 from .activation import log_softmax, relu, sigmoid, softmax, tanh

@@ -153,3 +153,42 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     if size < 1:
         raise ValueError(f"local_response_norm: size must be positive, got {size}")
     return LocalResponseNorm.apply(input, int(size), float(alpha), float(beta), float(k))
+
+
+class Normalize(Function):
+    """y = x / max(||x||_p, eps), the norm taken along ``dim`` (kept for broadcasting).
+
+    Backward, with s = sum(grad * x) along dim and d = max(||x||_p, eps):
+    grad_x = grad / d - [||x||_p > eps] * s / d^2 * sign(x) |x|^(p-1) / ||x||_p^(p-1)
+    (the second term is the norm's own gradient; below eps the denominator is the constant eps).
+    """
+
+    def forward(self, x, p, dim, eps):
+        xp = backend.get_array_module(x)
+        self.x, self.p, self.dim = x, x.dtype.type(p), dim
+        self.norm = (xp.abs(x) ** self.p).sum(axis=dim, keepdims=True) ** (1 / self.p)
+        self.denominator = xp.maximum(self.norm, x.dtype.type(eps))
+        return x / self.denominator
+
+    def backward(self, grad_output):
+        xp = backend.get_array_module(grad_output)
+        x, p, norm, denominator = self.x, self.p, self.norm, self.denominator
+        projection = (grad_output * x).sum(axis=self.dim, keepdims=True)
+        safe_norm = xp.where(norm > 0, norm, 1).astype(x.dtype)
+        norm_grad = xp.sign(x) * xp.abs(x) ** (p - 1) / safe_norm ** (p - 1)  # d ||x||_p / dx
+        active = (norm >= denominator).astype(x.dtype)  # 1 where the norm, not eps, is the denominator
+        return grad_output / denominator - active * projection / denominator ** 2 * norm_grad, None, None, None
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    """``torch.nn.functional.normalize``: input / max(||input||_p, eps) along ``dim`` (p > 0, any dim).
+
+    Inception-ResNet-v1's face embedding (facenet) is ``normalize(embedding, p=2, dim=1)``.
+    """
+    if not isinstance(input, Tensor):
+        raise TypeError(f"normalize: input must be a Tensor, got {type(input).__name__}")
+    if p <= 0:
+        raise ValueError(f"normalize: p must be positive, got {p}")
+    if not -input.ndim <= dim < input.ndim:
+        raise ValueError(f"normalize: dim {dim} is out of range for an input of shape {input.shape}")
+    return Normalize.apply(input, float(p), dim % input.ndim, float(eps))

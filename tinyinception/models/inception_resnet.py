@@ -346,7 +346,7 @@ class InceptionResNetV1(_InceptionResNetTrunk):
       embedding it returns when classify=False), and neither do we. 23,995,624 parameters at 1000 classes.
 
     x: (N, 3, H, W), H, W >= 75 (>= 13 with small_input; facenet's native size is 160) -> logits (N, num_classes),
-    in train and eval mode.
+    in train and eval mode; ``embed(x)`` gives facenet's L2-normalised 512-d embeddings instead.
     """
     name = "inception_resnet_v1"
 
@@ -374,6 +374,16 @@ class InceptionResNetV1(_InceptionResNetTrunk):
 
     def forward(self, x):
         return self.classifier(self.trunk(x))
+
+    def embed(self, x):
+        """facenet's ``classify=False`` output (``head="facenet"`` only): x (N, 3, H, W) -> (N, 512) face embeddings
+        of unit length: global average pool, dropout, ``embedding``, ``embedding_bn``, then L2 normalisation.
+        Two faces are compared by the distance between their embeddings (the logits are not used)."""
+        if self.head != "facenet":
+            raise ValueError(f"{type(self).__name__}.embed: needs head='facenet' (this model has head={self.head!r},"
+                             " which has no embedding layer)")
+        features = self.dropout(F.global_avg_pool2d(self.trunk(x)))
+        return F.normalize(self.embedding_bn(self.embedding(features)), p=2, dim=1)
 
 
 @register("inception_resnet_v2")
