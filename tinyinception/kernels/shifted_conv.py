@@ -71,6 +71,7 @@ def supports(kernel_size, stride, padding, dilation):
 
 
 def grid_geometry(x_shape, kernel_size, stride, padding, dilation):
+    """The `Grid` of a stride-1 convolution of an input of ``x_shape`` (N, C, H, W); pairs as in ``conv2d``."""
     if tuple(stride) != (1, 1):
         raise ValueError(f"shifted_conv: stride must be 1 (strided_conv handles {tuple(stride)})")
     n, _, h, w = x_shape
