@@ -193,3 +193,20 @@ def test_avg_pool_same_size_flat_kernel_matches_numpy(shape, kernel, padding, dt
     grad_out = random_array(6, shape, dtype)
     assert_close(avg_pool2d_backward_numba(grad_out, shape, *window),
                  avg_pool2d_backward_numpy(grad_out, shape, *window), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, stride, padding, out_size", [
+    ((2, 3, 9, 9), (2, 2), (0, 0), (4, 4)),    # Inception's grid reduction
+    ((2, 3, 8, 8), (2, 2), (0, 0), (4, 4)),    # ceil_mode: the last window overhangs
+    ((2, 3, 9, 8), (2, 1), (1, 1), (5, 8)),    # padded border windows take the general scan
+    ((1, 2, 20, 20), (3, 3), (1, 0), (7, 6))])
+def test_max_pool_3x3_kernel_matches_numpy(shape, stride, padding, out_size, dtype):
+    """The 3x3 kernel (interior windows unrolled): values and argmax equal the reference, ties, NaN and -inf."""
+    x = np.round(random_array(3, shape, dtype) * 2).astype(dtype)  # few values: many ties
+    x.reshape(-1)[::11] = np.nan
+    x.reshape(-1)[5::7] = -np.inf
+    out, argmax = max_pool2d_forward_numba(x, (3, 3), stride, padding, out_size)
+    expected_out, expected_argmax = max_pool2d_forward_numpy(x, (3, 3), stride, padding, out_size)
+    np.testing.assert_array_equal(out, expected_out)
+    np.testing.assert_array_equal(argmax, expected_argmax)
