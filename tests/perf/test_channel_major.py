@@ -158,3 +158,14 @@ def test_max_pool_ties_nan_and_infinity_match_reference():
         ref_out, ref_arg = kernels.pooling.max_pool2d_forward_numpy(x, (3, 3), (1, 1), (1, 1), (7, 7))
         np.testing.assert_array_equal(fast_out, ref_out)
         np.testing.assert_array_equal(fast_arg, ref_arg)
+
+
+def test_dense_arrays_and_their_memory_order_views():
+    cnhw = np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2)  # memory (C, N, H, W)
+    channel_major = layout.from_channel_major(cnhw)
+    assert layout.is_dense(channel_major) and not channel_major.flags.c_contiguous
+    flat = layout.memory_order(channel_major)
+    assert np.shares_memory(flat, cnhw)
+    np.testing.assert_array_equal(flat, cnhw.reshape(-1))  # memory order, not the (N, C, H, W) index order
+    gapped = np.zeros((4, 6), np.float32)[:, ::2]
+    assert not layout.is_dense(gapped) and layout.memory_order(gapped) is None

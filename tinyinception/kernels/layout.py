@@ -65,6 +65,27 @@ def empty_tap_major(shape, dtype, xp=np):
     return xp.empty((kh, kw, f, c), dtype=dtype).transpose(2, 3, 0, 1)
 
 
+def is_dense(array):
+    """True when ``array``'s elements fill one block of memory without gaps, in C order, Fortran order or any
+    permutation of the axes with positive strides (a channel-major or tap-major array is dense)."""
+    if array.flags.c_contiguous or array.flags.f_contiguous:
+        return True
+    expected = array.itemsize
+    for stride, size in sorted(zip(array.strides, array.shape)):
+        if size == 1:
+            continue
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def memory_order(array):
+    """A dense ``array`` as a 1-D view in memory order (no copy), or None when it is not dense: what an
+    elementwise kernel walks so that it keeps any layout."""
+    return array.ravel(order="K") if is_dense(array) else None
+
+
 def as_layout_of(array, reference):
     """``array`` in the memory layout of ``reference`` (channel-major or C-contiguous NCHW),
     copied only when the layouts differ."""

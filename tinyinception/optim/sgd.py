@@ -17,31 +17,12 @@ results.
 """
 import numpy as np
 
+from tinyinception.kernels import layout
 from tinyinception.kernels._numba import NUMBA_AVAILABLE
 from tinyinception.optim import _sgd_kernel
 from tinyinception.optim.optimizer import Optimizer
 
 _FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _dense(array):
-    """True when ``array``'s elements fill one block of memory without gaps, in C order, Fortran order or any
-    permutation of the axes with positive strides (e.g. a channel-major (N, C, H, W) view)."""
-    if array.flags.c_contiguous or array.flags.f_contiguous:
-        return True
-    expected = array.itemsize
-    for stride, size in sorted(zip(array.strides, array.shape)):
-        if size == 1:
-            continue
-        if stride != expected:
-            return False
-        expected *= size
-    return True
-
-
-def _flat(array):
-    """``array`` as a 1-D view in memory order (``order='K'``); ``array`` must be dense (see ``_dense``)."""
-    return np.ravel(array, order="K")
 
 
 def _fusable(data, grad, buffer):
@@ -52,7 +33,7 @@ def _fusable(data, grad, buffer):
     if data.dtype not in _FUSED_DTYPES or not data.flags.writeable:
         return False
     arrays = (data, grad) if buffer is None else (data, grad, buffer)
-    if any(a.strides != data.strides for a in arrays) or not _dense(data):
+    if any(a.strides != data.strides for a in arrays) or not layout.is_dense(data):
         return False
     return buffer is None or (type(buffer) is np.ndarray and buffer.dtype == data.dtype)
 
@@ -98,9 +79,10 @@ class SGD(Optimizer):
         first_step = use_momentum and buffer is None
         if first_step:
             buffer = state["momentum_buffer"] = np.empty_like(data)  # same layout as data (order='K')
-        flat_buffer = _flat(buffer) if use_momentum else _flat(data)  # an unused stand-in without momentum
+        flat_data, flat_grad = layout.memory_order(data), layout.memory_order(grad)
+        flat_buffer = layout.memory_order(buffer) if use_momentum else flat_data  # an unused stand-in without momentum
         _sgd_kernel.sgd_update_flat(
-            _flat(data), _flat(grad), flat_buffer, scalar(options["lr"]), scalar(options["momentum"]),
+            flat_data, flat_grad, flat_buffer, scalar(options["lr"]), scalar(options["momentum"]),
             scalar(1.0 - options["dampening"]), scalar(options["weight_decay"]),
             use_momentum, first_step, bool(options["nesterov"]),
         )
