@@ -12,6 +12,8 @@ import tempfile
 import urllib.error
 import urllib.request
 
+from ..atomic_file import atomic_file
+
 
 class DownloadError(RuntimeError):
     """A download failed; nothing was written at the destination."""
@@ -69,27 +71,17 @@ def download_url(url, path, md5=None, sha256=None, timeout=60.0, progress=True):
     Raises DownloadError (network failure, truncated transfer) or ChecksumError; in every failure case ``path`` is
     untouched and no temporary file remains.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     algorithm, expected = _expected_digest(md5, sha256)
     hasher = hashlib.new(algorithm or "md5")
-    descriptor, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part",
-                                             dir=directory)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    _stream_to(response, handle, hasher, url, progress)
-            except (urllib.error.URLError, OSError, EOFError) as error:
-                raise DownloadError(f"could not download {url}: {error}; nothing was kept") from error
+    with atomic_file(path, suffix=".part") as handle:  # kept only if the block completes
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                _stream_to(response, handle, hasher, url, progress)
+        except (urllib.error.URLError, OSError, EOFError) as error:
+            raise DownloadError(f"could not download {url}: {error}; nothing was kept") from error
         if expected is not None and hasher.hexdigest() != expected:
             raise ChecksumError(f"checksum mismatch for {url}: expected {algorithm} {expected}, got "
                                 f"{hasher.hexdigest()}; the file was not kept")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
     return path
 
 

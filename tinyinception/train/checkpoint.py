@@ -25,11 +25,11 @@ exception during the write leaves the previous checkpoint untouched, and the tem
 """
 import os
 import pickle
-import tempfile
 
 import numpy as np
 
 from .. import backend
+from ..atomic_file import atomic_file
 
 FORMAT_NAME = "tinyinception-checkpoint"
 FORMAT_VERSION = 1
@@ -76,24 +76,11 @@ def atomic_save(payload, path):
     """Write ``payload`` (plain containers and NumPy arrays) to ``path`` atomically; returns ``path``.
 
     The file appears complete or not at all: a failure leaves the previous file at ``path`` unchanged and no
-    temporary file behind.
+    temporary file behind (`tinyinception.atomic_file`).
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                                             dir=directory)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            _write_payload(handle, payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
+    with atomic_file(path) as handle:
+        _write_payload(handle, payload)
+    return os.fspath(path)
 
 
 def save_checkpoint(path, **fields):
