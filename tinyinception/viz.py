@@ -8,12 +8,22 @@ import math
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
     """matplotlib.pyplot on the Agg backend (files only), imported on first use."""
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     return plt
+
+
+def save_figure(figure, path, title=None):
+    """Give ``figure`` its title, lay it out, write it to ``path`` (PNG at 100 dpi), close it; returns ``path``."""
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot().close(figure)
+    return path
 
 
 def _series(history, key):
@@ -31,7 +41,7 @@ def plot_curves(history, path, title=None):
     """
     if not history:
         raise ValueError("plot_curves: history is empty; train at least one epoch first")
-    plt = _pyplot()
+    plt = pyplot()
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
     for axis, metric in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
         for split, style in (("train", "o-"), ("val", "s--")):
@@ -43,12 +53,7 @@ def plot_curves(history, path, title=None):
         axis.grid(True, alpha=0.3)
         axis.legend()
     accuracy_axis.set_ylim(0.0, 1.0)
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, title)
 
 
 def plot_predictions(images, labels, predictions, class_names, path, columns=8, title=None):
@@ -64,7 +69,7 @@ def plot_predictions(images, labels, predictions, class_names, path, columns=8, 
                          f"{len(predictions)} predictions; expected equal counts")
     if images.dtype == np.uint8:
         images = images.astype(np.float32) / 255.0
-    plt = _pyplot()
+    plt = pyplot()
     count = len(images)
     columns = max(1, min(columns, count))
     rows = max(1, -(-count // columns))
@@ -80,9 +85,4 @@ def plot_predictions(images, labels, predictions, class_names, path, columns=8, 
         colour = "green" if predicted == true else "red"
         text = class_names[predicted] if predicted == true else f"{class_names[predicted]}\n({class_names[true]})"
         axis.set_title(text, fontsize=7, color=colour)
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, title)

@@ -1,6 +1,8 @@
 """Save a grid of labelled sample images as a PNG (for the README and the tutorials)."""
 import numpy as np
 
+from ..viz import pyplot, save_figure
+
 
 def save_image_grid(images, labels, class_names, path, columns=10, scale=1.0, title=None):
     """Draw images in a grid, each titled with its class name, and save the figure to ``path``.
@@ -9,9 +11,7 @@ def save_image_grid(images, labels, class_names, path, columns=10, scale=1.0, ti
     labels: (N,) class indices into class_names (or None for no titles)
     columns: images per row; scale: inches per image.
     """
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[1] not in (1, 3):
@@ -36,9 +36,4 @@ def save_image_grid(images, labels, class_names, path, columns=10, scale=1.0, ti
             axis.imshow(pixels, interpolation="nearest")
         if labels is not None:
             axis.set_title(str(class_names[int(labels[position])]), fontsize=7)
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, title)
