@@ -7,8 +7,7 @@ The PyTorch side replays the same block with the same weights (`benchmarks.torch
 import numpy as np
 
 import tinyinception as ti
-from tinyinception.kernels import layout
-from benchmarks.common import Result, gemm_share, median_seconds, torch_or_none
+from benchmarks.common import Result, gemm_share, median_seconds, native_layout, torch_or_none
 from benchmarks.networks import BLOCK_CASES, block_input_shape, build, find_block, forward_flops
 from benchmarks.torch_mirror import TorchProgram
 
@@ -20,12 +19,6 @@ def _network(name):
         _NETWORK_CACHE.clear()  # keep one network alive at a time
         _NETWORK_CACHE[name] = build(name) if name != "inception_v3" else build(name, aux_logits=False)
     return _NETWORK_CACHE[name]
-
-
-def _native_layout(array):
-    if ti.get_kernels() == "numba":
-        return layout.from_channel_major(layout.channel_major(array))
-    return array
 
 
 def _ours(block, x, grad):
@@ -68,10 +61,10 @@ def run(quick=False, repeats=7, cases=None):
         rng = np.random.default_rng(0)
         # our input and output gradient in the layout our own layers produce (channel-major on the Numba
         # kernels), as inside a network; PyTorch gets the same values as ordinary NCHW tensors
-        x = ti.Tensor(_native_layout(rng.standard_normal(shape).astype(np.float32)), requires_grad=True)
+        x = ti.Tensor(native_layout(rng.standard_normal(shape).astype(np.float32)), requires_grad=True)
         out = block(x)
         flops = 3 * forward_flops(out)
-        grad = _native_layout(rng.standard_normal(out.shape).astype(np.float32))
+        grad = native_layout(rng.standard_normal(out.shape).astype(np.float32))
         result = Result("blocks", f"{label} {'x'.join(map(str, shape))}", "forward+backward", flops=flops)
         result.seconds["numba"] = median_seconds(_ours(block, x, grad), repeats)
         result.gemm_share = gemm_share(_ours(block, x, grad))

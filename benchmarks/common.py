@@ -15,8 +15,17 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 import tinyinception as ti
+from tinyinception.kernels import layout
 
 BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def native_layout(array, kernels=None):
+    """An (N, C, H, W) array in the layout the kernels' own layers produce and hand on: channel-major on the Numba
+    path (as inside a network), plain NCHW otherwise (as for PyTorch). ``kernels``: default the current ones."""
+    if (kernels or ti.get_kernels()) == "numba" and array.ndim == 4:
+        return layout.from_channel_major(layout.channel_major(array))
+    return array
 
 
 def run_child(arguments):

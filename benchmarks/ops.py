@@ -7,8 +7,7 @@ import numpy as np
 
 import tinyinception as ti
 import tinyinception.functional as F
-from tinyinception.kernels import layout
-from benchmarks.common import Result, gemm_share, median_seconds, torch_or_none
+from benchmarks.common import Result, gemm_share, median_seconds, native_layout, torch_or_none
 
 
 def _conv(x_shape, w_shape, **kw):
@@ -71,17 +70,9 @@ def _flops(case, out_shape):
     return float(case["flops_per_pixel"]) * out_h * out_w
 
 
-def _native_layout(array, kernels):
-    """An (N, C, H, W) array in the layout the chosen kernels' own layers produce and hand on (channel-major on
-    the Numba path, as inside a network; plain NCHW otherwise, as for PyTorch)."""
-    if kernels == "numba" and array.ndim == 4:
-        return layout.from_channel_major(layout.channel_major(array))
-    return array
-
-
 def _run_ours(case, arrays, kernels, backward):
     # the first array is the op's input (the activation); the others (weights, statistics) keep their layout
-    inputs = [ti.Tensor(_native_layout(a, kernels) if i == 0 else a, requires_grad=backward)
+    inputs = [ti.Tensor(native_layout(a, kernels) if i == 0 else a, requires_grad=backward)
               for i, a in enumerate(arrays)]
 
     grad = {}  # the output gradient, made once (its making is not part of the operation)
@@ -91,7 +82,7 @@ def _run_ours(case, arrays, kernels, backward):
             out = case["ours"](*inputs)
             if backward:
                 if "ones" not in grad:
-                    grad["ones"] = _native_layout(np.ones(out.shape, out.dtype), kernels)
+                    grad["ones"] = native_layout(np.ones(out.shape, out.dtype), kernels)
                 out.backward(grad["ones"])
                 for x in inputs:
                     x.grad = None
