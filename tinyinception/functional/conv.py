@@ -61,7 +61,6 @@ class Conv2d(Function):
         self.channel_major = _uses_channel_major(x, groups)
         products = tap_products(x.shape[1], (kh, kw), stride, padding, dilation, groups)
         self.products = products if self.channel_major and blas.available(x.dtype) else None
-        self.shifted = self.products is not None
         if self.shifted:
             out = self._forward_shifted(x, weight)
         elif self.channel_major:
@@ -71,6 +70,11 @@ class Conv2d(Function):
         if bias is not None:
             out += bias.reshape(1, f, 1, 1)
         return out
+
+    @property
+    def shifted(self):
+        """True when this convolution runs as shifted per-tap products (`products` is the kernels module)."""
+        return self.products is not None
 
     def backward(self, grad_output):
         if self.shifted:

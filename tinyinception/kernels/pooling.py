@@ -315,6 +315,13 @@ def _same_size_taps(height, width, kh, kw, ph, pw, block_planes):
             np.tile(first_shift, block_planes))
 
 
+@njit(cache=True)
+def _block_tap_range(block_start, count, shift, total):
+    """[lo, hi): the pixels q of a block of ``count`` flat pixels starting at ``block_start`` whose tap, pixel
+    ``block_start + q + shift``, lies inside the ``total`` flattened pixels (the same-size kernels' read range)."""
+    return max(0, -(block_start + shift)), min(count, total - block_start - shift)
+
+
 @threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _max_pool_same_size(x_flat, out_flat, argmax_flat, plane_pixels, shifts, inside,
@@ -341,8 +348,7 @@ def _max_pool_same_size(x_flat, out_flat, argmax_flat, plane_pixels, shifts, ins
         for k in range(shifts.size):
             shift = shifts[k]
             ok = inside[k]
-            lo = max(0, -(q0 + shift))  # never read outside x (those taps are outside anyway)
-            hi = min(count, total - q0 - shift)
+            lo, hi = _block_tap_range(q0, count, shift, total)  # never outside x (those taps are outside anyway)
             taps = x_flat[q0 + lo + shift:q0 + hi + shift]
             for t in range(hi - lo):
                 q = lo + t
@@ -375,8 +381,7 @@ def _avg_pool_same_size(x_flat, out_flat, shifts, inside, divisor):
         for k in range(shifts.size):
             shift = shifts[k]
             ok = inside[k]
-            lo = max(0, -(q0 + shift))
-            hi = min(count, total - q0 - shift)
+            lo, hi = _block_tap_range(q0, count, shift, total)
             taps = x_flat[q0 + lo + shift:q0 + hi + shift]
             for t in range(hi - lo):
                 q = lo + t
@@ -400,8 +405,7 @@ def _avg_pool_same_size_backward(grad_out_flat, grad_flat, shifts, inside, divis
         for k in range(shifts.size):
             shift = shifts[k]
             ok = inside[k]
-            lo = max(0, -(q0 + shift))
-            hi = min(count, total - q0 - shift)
+            lo, hi = _block_tap_range(q0, count, shift, total)
             grad_taps = grad_flat[q0 + lo + shift:q0 + hi + shift]
             for t in range(hi - lo):
                 q = lo + t
