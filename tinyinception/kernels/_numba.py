@@ -39,6 +39,11 @@ except ImportError:  # keep the NumPy kernels usable without Numba
         return decorate
 
 
+def numba_threads():
+    """How many threads Numba's parallel loops run on now (1 without Numba)."""
+    return numba.get_num_threads() if NUMBA_AVAILABLE else 1
+
+
 # Starting Numba's worker threads for one parallel loop costs tens of microseconds, and on a 2-core machine the
 # threads also wait for OpenBLAS's, which keep spinning for a while after each matrix product. For a small array
 # that is more than the whole work (a batch norm over 16x96x8x8 values: 0.20 ms on two threads, 0.03 ms on one),

@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import blas, workspace
+from . import blas, blocked_weight_grad, workspace
 from ..profiler import section
 from ._numba import njit, prange, threaded_when_large
 
@@ -190,8 +190,12 @@ def sum_of_shifted_products(matrices, rows, base, offsets, out_rows):
 
 def shifted_outer_products(grad_rows, grad_base, rows, base, offsets, anchors, out_taps):
     """out_taps[t] = sum over a < anchors of grad_rows[:, grad_base + a] (outer) rows[:, base + offsets[t] + a]:
-    the weight gradient of every tap, (F, C) each, accumulated over blocks of anchors."""
+    the weight gradient of every tap, (F, C) each, accumulated over blocks of anchors. Few input channels and many
+    anchors: the register-blocked Numba kernel instead (`tinyinception.kernels.blocked_weight_grad`)."""
     with section("gemm"):
+        if blocked_weight_grad.pays(rows.shape[0], anchors):
+            return blocked_weight_grad.shifted_outer_products(grad_rows, grad_base, rows, base, offsets, anchors,
+                                                              out_taps)
         for start, stop in _chunks(anchors):
             for tap, offset in enumerate(offsets):
                 blas.gemm(grad_rows[:, grad_base + start:grad_base + stop],
