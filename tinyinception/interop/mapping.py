@@ -61,14 +61,9 @@ def load_torch_state_dict(model, state_dict):
                 mismatched.append(f"{ref} -> {ours}: reference {tuple(value.shape)}, ours {tuple(own[ours].shape)}")
             converted[ours] = value
     if missing or unexpected or mismatched:
-        lines = [f"load_torch_state_dict into {type(model).__name__} failed:"]
-        if missing:
-            lines.append(f"  reference keys missing from the state_dict ({len(missing)}): {', '.join(missing)}")
-        if unexpected:
-            lines.append(f"  keys with no counterpart in the model ({len(unexpected)}): {', '.join(unexpected)}")
-        if mismatched:
-            lines.append(f"  shape mismatches ({len(mismatched)}): " + "; ".join(mismatched))
-        raise StateDictError("\n".join(lines))
+        raise StateDictError.listing(f"load_torch_state_dict into {type(model).__name__} failed:", [
+            ("reference keys missing from the state_dict", missing, ", "),
+            ("keys with no counterpart in the model", unexpected, ", "), ("shape mismatches", mismatched, "; ")])
     model.load_state_dict(converted, strict=True)
     return model
 

@@ -19,6 +19,14 @@ class StateDictError(KeyError, RuntimeError):
     def __str__(self):
         return str(self.args[0]) if self.args else ""
 
+    @classmethod
+    def listing(cls, title, problems):
+        """The error for ``title`` followed by one line per kind of problem that occurred: ``problems`` is a list
+        of (label, items, separator), e.g. ("missing keys", ["fc.bias"], ", "); empty kinds are left out."""
+        lines = [title] + [f"  {label} ({len(items)}): {separator.join(items)}"
+                           for label, items, separator in problems if items]
+        return cls("\n".join(lines))
+
 
 class _HookHandle:
     def __init__(self, hooks, key):
@@ -214,14 +222,9 @@ class Module:
                 if shape != target.shape:
                     mismatched.append(f"{key}: checkpoint {shape}, model {target.shape}")
         if mismatched or (strict and (missing or unexpected)):
-            lines = [f"load_state_dict for {type(self).__name__} failed:"]
-            if missing:
-                lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
-            if unexpected:
-                lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-            if mismatched:
-                lines.append(f"  shape mismatches ({len(mismatched)}): " + "; ".join(mismatched))
-            raise StateDictError("\n".join(lines))
+            raise StateDictError.listing(f"load_state_dict for {type(self).__name__} failed:", [
+                ("missing keys", missing, ", "), ("unexpected keys", unexpected, ", "),
+                ("shape mismatches", mismatched, "; ")])
         for key, target in own.items():
             if key in state_dict:
                 xp = backend.get_array_module(target.data)
