@@ -75,9 +75,19 @@ def clock_name():
     return _clock["name"]
 
 
+# Thread pools keep spinning for a while after their last task (OpenBLAS's for ~0.1 s, OpenMP's for less), stealing a
+# core from whatever runs next in the process: measured, PyTorch's 1x7 convolution ran 8.7 ms right after our
+# products (when they still ran on OpenBLAS's threads) and 4.5 ms alone, and a Numba kernel right after a NumPy
+# product 1.5-2x slower than alone. Each series of runs therefore starts after a pause that lets every other pool
+# fall asleep: ours after PyTorch's, PyTorch's after ours, the NumPy reference path's after either.
+SETTLE_SECONDS = 0.25
+
+
 def median_seconds(fn, repeats=7, warmup=2, min_time=0.0):
-    """Median time of ``fn()`` over ``repeats`` runs after ``warmup`` runs (on the clock chosen by set_clock)."""
+    """Median time of ``fn()`` over ``repeats`` runs after ``warmup`` runs (on the clock chosen by set_clock), after
+    a pause of SETTLE_SECONDS (see above)."""
     clock = CLOCKS[_clock["name"]]
+    time.sleep(SETTLE_SECONDS)
     for _ in range(warmup):
         fn()
     times = []

@@ -20,11 +20,12 @@ def _reference(grad_rows, grad_base, rows, base, offsets, anchors):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("filters, channels", [(8, 4), (7, 6), (3, 5), (4, 1), (9, 13)])  # blocks and leftovers
+@pytest.mark.parametrize("filters, channels", [(8, 4), (7, 6), (3, 5), (4, 1), (9, 13), (8, 20)])  # blocks, edges,
+# and (8, 20): more than one tile of channels, the last one short
 @pytest.mark.parametrize("shares", [1, 2, 3])
 @pytest.mark.parametrize("block", [5, 1024])  # 5: many blocks of anchors, none aligned with a share
 def test_matches_per_tap_products(dtype, filters, channels, shares, block, monkeypatch):
-    monkeypatch.setattr(blocked_weight_grad, "block_length", lambda c: block)
+    monkeypatch.setattr(blocked_weight_grad, "ANCHOR_BLOCK", block)
     anchors, offsets = 61, (-7, -1, 0, 2, 9)  # negative offsets read before `base`, like a padded grid
     grad_rows = _random((filters, 3 + anchors + 4), dtype)
     rows = _random((channels, 8 + anchors + 9), dtype, 1)
@@ -53,12 +54,14 @@ def test_nan_and_infinity_propagate():
     np.testing.assert_allclose(out[finite], expected[finite], rtol=1e-5, atol=1e-5)
 
 
-def test_pays_for_few_channels_and_many_anchors():
-    limit, most = blocked_weight_grad.MIN_ANCHORS, blocked_weight_grad.MAX_CHANNELS
-    assert blocked_weight_grad.pays(most, limit)
-    assert not blocked_weight_grad.pays(most + 1, limit)  # more channels: BLAS's products win
-    assert not blocked_weight_grad.pays(most, limit - 1)  # small maps: too little work per thread
-    assert blocked_weight_grad.block_length(32) * 32 == blocked_weight_grad.L2_FLOATS
+def test_pays_on_large_maps_with_a_small_result():
+    limit, largest = blocked_weight_grad.MIN_ANCHORS, blocked_weight_grad.MAX_RESULT
+    assert blocked_weight_grad.pays(32, 16, limit)
+    assert blocked_weight_grad.pays(128, 128, limit)
+    assert not blocked_weight_grad.pays(32, 16, limit - 1)  # small maps: too few steps per sum
+    assert not blocked_weight_grad.pays(128, 192, limit)  # BLAS's best shapes
+    assert largest < 128 * 192
+    assert not blocked_weight_grad.pays(32, 3, limit)  # fewer than 4 channels: no full block at all
 
 
 @needs_blas

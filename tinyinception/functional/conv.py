@@ -23,7 +23,7 @@ import numpy as np
 
 from ..autograd import Function
 from .. import backend, kernels
-from ..kernels import blas, layout, shifted_conv, strided_conv, workspace
+from ..kernels import blas, layout, shifted_conv, strided_conv, threaded_blas, workspace
 from ..profiler import section
 from ._windows import check_nchw, output_size, pair
 
@@ -127,7 +127,7 @@ class Conv2d(Function):
         # backward needs x for grad_weight: a 1x1 convolution keeps its cols (x itself), a kxk one keeps x
         self.saved = (cols if self.pointwise else x) if self.needs_input_grad[1] else None
         with section("gemm"):
-            out_rows = self.weight_matrix @ cols  # (F, N*L), channel-major
+            out_rows = threaded_blas.matmul(self.weight_matrix, cols)  # (F, N*L), channel-major
         return layout.from_channel_major(out_rows.reshape(f, n, out_h, out_w))
 
     def _backward_channel_major(self, grad_output):
@@ -136,13 +136,13 @@ class Conv2d(Function):
         if self.needs_input_grad[1]:
             cols = self.saved if self.pointwise else self._columns(self.saved)
             with section("gemm"):
-                grad_weight = (grad_rows @ cols.T).reshape(self.weight_shape)
+                grad_weight = threaded_blas.matmul(grad_rows, cols.T).reshape(self.weight_shape)
             del cols
         if self.needs_input_grad[0]:
             grad_cols = workspace.scratch("col2im_cols", (self.weight_matrix.shape[1], grad_rows.shape[1]),
                                           grad_rows.dtype) if not self.pointwise else None
             with section("gemm"):
-                grad_cols = np.matmul(self.weight_matrix.T, grad_rows, out=grad_cols)  # (K, N*L)
+                grad_cols = threaded_blas.matmul(self.weight_matrix.T, grad_rows, out=grad_cols)  # (K, N*L)
             if self.pointwise:
                 n, c, h, w = self.x_shape
                 grad_x = layout.from_channel_major(grad_cols.reshape(c, n, h, w))

@@ -1,5 +1,6 @@
 """Matrix products: ``a @ b`` (2-D and batched, broadcasting over leading dimensions) and ``linear``."""
 from ..autograd import Function, Tensor
+from ..kernels.threaded_blas import matmul as product  # 2-D CPU products on Numba's threads; NumPy's @ otherwise
 from ._broadcast import as_operand, unbroadcast
 
 
@@ -8,14 +9,14 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return a @ b
+        return product(a, b)
 
     def backward(self, grad_output):
         grad_a = grad_b = None
         if self.needs_input_grad[0]:
-            grad_a = unbroadcast(grad_output @ self.b.swapaxes(-1, -2), self.a.shape)
+            grad_a = unbroadcast(product(grad_output, self.b.swapaxes(-1, -2)), self.a.shape)
         if self.needs_input_grad[1]:
-            grad_b = unbroadcast(self.a.swapaxes(-1, -2) @ grad_output, self.b.shape)
+            grad_b = unbroadcast(product(self.a.swapaxes(-1, -2), grad_output), self.b.shape)
         return grad_a, grad_b
 
 
@@ -26,14 +27,14 @@ class Linear(Function):
 
     def forward(self, x, weight, bias):
         self.x, self.weight = x, weight
-        out = x @ weight.T
+        out = product(x, weight.T)
         if bias is not None:
             out += bias
         return out
 
     def backward(self, grad_output):
-        grad_x = grad_output @ self.weight if self.needs_input_grad[0] else None
-        grad_weight = grad_output.reshape(-1, grad_output.shape[-1]).T @ self.x.reshape(-1, self.x.shape[-1]) \
+        grad_x = product(grad_output, self.weight) if self.needs_input_grad[0] else None
+        grad_weight = product(grad_output.reshape(-1, grad_output.shape[-1]).T, self.x.reshape(-1, self.x.shape[-1])) \
             if self.needs_input_grad[1] else None
         grad_bias = grad_output.reshape(-1, grad_output.shape[-1]).sum(axis=0) if self.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias

@@ -5,6 +5,7 @@ x: (N, C, H, W) -> (N, C, out_h, out_w). The loops live in `tinyinception.kernel
 from ..autograd import Function
 from .. import backend, kernels
 from ..kernels import layout
+from ..kernels.threaded_blas import matmul as product  # 2-D CPU products on Numba's threads; NumPy's @ otherwise
 from ._windows import check_nchw, output_size, pair
 
 
@@ -82,8 +83,8 @@ def _both_sides(planes, rows_matrix, cols_matrix):
     (cols_matrix (S, W)): two matrix products over all the planes at once."""
     p, h, w = planes.shape
     r, s = rows_matrix.shape[0], cols_matrix.shape[0]
-    along_w = (planes.reshape(p * h, w) @ cols_matrix.T).reshape(p, h, s)
-    along_h = along_w.transpose(0, 2, 1).reshape(p * s, h) @ rows_matrix.T  # (P*S, R)
+    along_w = product(planes.reshape(p * h, w), cols_matrix.T).reshape(p, h, s)
+    along_h = product(along_w.transpose(0, 2, 1).reshape(p * s, h), rows_matrix.T)  # (P*S, R)
     return along_h.reshape(p, s, r).transpose(0, 2, 1)
 
 

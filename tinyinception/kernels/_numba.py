@@ -15,10 +15,12 @@ try:
 
     NUMBA_AVAILABLE = True
     if "NUMBA_THREADING_LAYER" not in os.environ:
-        # Numba's own work queue, not OpenMP: OpenMP's worker threads keep spinning after each parallel kernel
-        # and starve OpenBLAS's threads, which run the GEMMs in between; on 2 cores a GoogLeNet training step
-        # measured 8-10 s instead of 0.3 s. (The work queue must not be entered from two Python threads at
-        # once; nothing in this package does. Set NUMBA_THREADING_LAYER to choose another layer.)
+        # Numba's own work queue, not OpenMP, while OpenBLAS runs the products on threads of its own: OpenMP's
+        # worker threads keep spinning after each parallel kernel and starve OpenBLAS's, and on 2 cores a GoogLeNet
+        # training step measured 8-10 s instead of 0.3 s. `threaded_blas` switches to OpenMP when it can run the
+        # products on Numba's threads instead (OpenBLAS then on one thread): one pool, which starts in microseconds.
+        # (The work queue must not be entered from two Python threads at once; nothing in this package does. Set
+        # NUMBA_THREADING_LAYER to choose a layer yourself.)
         numba.config.THREADING_LAYER = "workqueue"
 except ImportError:  # keep the NumPy kernels usable without Numba
     NUMBA_AVAILABLE = False

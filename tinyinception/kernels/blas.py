@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 # (single, double) symbol names: NumPy's bundled scipy-openblas (64-bit ints, prefixed and suffixed
 # names), OpenBLAS built with 64-bit ints, then the plain CBLAS names.
@@ -52,9 +52,10 @@ def _bind(function, real):
 
 
 def _load():
-    """{dtype: gemm function} from the first library whose products agree with NumPy's, or {}."""
+    """({dtype: gemm function}, library path) from the first library whose products agree with NumPy's, or
+    ({}, None)."""
     if os.environ.get("TINYINCEPTION_DIRECT_BLAS", "1") == "0":
-        return {}
+        return {}, None
     for path in _candidate_libraries():
         try:
             library = ctypes.CDLL(path)
@@ -65,33 +66,39 @@ def _load():
                 functions = {np.dtype(np.float32): _bind(getattr(library, single), ctypes.c_float),
                              np.dtype(np.float64): _bind(getattr(library, double), ctypes.c_double)}
                 if _agrees_with_numpy(functions):
-                    return functions
-    return {}
+                    return functions, path
+    return {}, None
 
 
-def _operand(view, name):
+def operand(view, name):
     """(transpose flag, leading dimension) of a 2-D view for BLAS, which needs unit stride along one axis."""
     item = view.itemsize
     rows_stride, cols_stride = view.strides
     if cols_stride == item and rows_stride % item == 0 and rows_stride >= item * max(view.shape[1], 1):
-        return _NO_TRANS, rows_stride // item
+        return NO_TRANS, rows_stride // item
     if rows_stride == item and cols_stride % item == 0 and cols_stride >= item * max(view.shape[0], 1):
-        return _TRANS, cols_stride // item
+        return TRANS, cols_stride // item
     raise ValueError(f"blas.gemm: {name} must be a row-major view or the .T of one, got strides {view.strides} "
                      f"for shape {view.shape}")
 
 
-def _call(functions, a, b, out, beta):
-    trans_a, lda = _operand(a, "a")
-    trans_b, ldb = _operand(b, "b")
-    out_trans, ldc = _operand(out, "out")
-    if out_trans != _NO_TRANS:
+def check_shapes(a, b, out):
+    """Raises unless ``out = a @ b`` fits: (M, K) @ (K, N) -> (M, N), one dtype, out a row-major view."""
+    if operand(out, "out")[0] != NO_TRANS:
         raise ValueError("blas.gemm: out must be a row-major view")
     (m, k), n = a.shape, b.shape[1]
     if b.shape[0] != k or out.shape != (m, n):
         raise ValueError(f"blas.gemm: shapes a {a.shape} @ b {b.shape} -> out {out.shape} do not match")
     if not (a.dtype == b.dtype == out.dtype):
         raise TypeError(f"blas.gemm: dtypes differ: {a.dtype}, {b.dtype}, {out.dtype}")
+
+
+def _call(functions, a, b, out, beta):
+    check_shapes(a, b, out)
+    trans_a, lda = operand(a, "a")
+    trans_b, ldb = operand(b, "b")
+    _, ldc = operand(out, "out")
+    (m, k), n = a.shape, b.shape[1]
     if m == 0 or n == 0:
         return out
     functions[out.dtype](_ROW_MAJOR, trans_a, trans_b, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb,
@@ -117,7 +124,7 @@ def _agrees_with_numpy(functions):
     return True
 
 
-_FUNCTIONS = _load()
+_FUNCTIONS, LIBRARY_PATH = _load()  # LIBRARY_PATH: the shared library they come from (None: not found)
 
 
 def available(dtype=np.float32):

@@ -1,46 +1,45 @@
-"""The weight gradient of a shifted-product convolution with few input channels, register-blocked in Numba.
+"""The weight gradient of a shifted-product convolution, register-blocked in Numba.
 
 `tinyinception.kernels.shifted_conv` computes a convolution's weight gradient as one matrix product per tap:
 
     grad_weight[t, f, c] = sum over anchors a of  grad_rows[f, a] * x_rows[c, a + offset[t]]
 
-For a layer with few input channels (the stems' 32, GoogLeNet's 16) each of those products has an (F, C) result
-of only a few hundred values and an inner dimension of tens of thousands, a shape BLAS runs at a third of its best
-speed (it repacks both operands for every tap and every block). This kernel computes the same sums directly:
+Each of those products has a small (F, C) result and an inner dimension of tens of thousands of anchors, a shape
+BLAS runs at half its best speed or less (it repacks both operands for every tap and every block of anchors, and
+with 16 or 32 channels there is almost no work per packed value). This kernel computes the same sums directly:
 
 * Register blocking: a block of 4 filters x 4 channels is 16 running sums, and each step along the anchors loads
   4 gradient values and 4 input values and does 16 multiply-adds: every value loaded is used 4 times. LLVM turns
   the 16 scalar sums into 16 vector registers (16 anchors at a time with AVX-512) and never touches memory for them.
-* Cache blocking: the anchors are taken KC at a time, with KC chosen so that the input rows of one block
-  (C x KC values) stay in the core's L2 cache while every filter block and every tap reads them again; the
-  4 gradient rows (4 x KC) stay in L1.
+* Cache blocking: ANCHOR_BLOCK anchors at a time and CHANNEL_TILE channels at a time, so that the tile's input rows
+  (8 x 8192 values) and the 4 gradient rows stay in the core's L2 cache while every filter block and every tap reads
+  them again. Long blocks matter: each block of sums ends with 16 horizontal additions across the vector lanes.
 * Threads split the anchors (each thread sums its own share into its own copy of the result; the copies are added
   at the end), so no two threads ever write the same value and nothing is atomic.
 * ``fastmath={"reassoc", "contract"}``: LLVM may reorder the sums (that is what lets it keep 16 partial sums per
   register) and fuse multiply-adds, but, unlike full fastmath, it must still honour NaN and infinity.
 
 The definition it is tested against is BLAS's per-tap products (`shifted_conv.shifted_outer_products`) and, through
-the convolution, im2col. `pays` says where it is used: measured on 2 cores, 1.6-2x faster than the per-tap products
-for 16 and 32 input channels with at least 16K anchors (the stems of Inception-v3/v4/ResNet, inception (3a)'s
-16-channel branch at batch 32); slower for more channels or small maps, where BLAS stays.
+the convolution, im2col. `pays` says where it is used, from measurements on 2 cores (AVX-512), against the per-tap
+products on Numba's threads (`threaded_blas`): it runs at 300-400 GFLOP/s wherever there are at least 8K anchors,
+which is 2.2-2.4x the products for the 16- and 32-channel convolutions of the stems and of inception (3a), 1.5-1.6x
+for 48 and 32->64, 1.05-1.15x for 96-128 channels; on small maps (too few anchors per sum) and for larger (F, C)
+results (128 x 192 and up: BLAS's own blocking is at its best there) the products stay.
 """
 import numpy as np
 
 from ._numba import NUMBA_AVAILABLE, njit, numba_threads, prange
 
-MAX_CHANNELS = 32  # more channels than this: BLAS's per-tap products are faster
-MIN_ANCHORS = 1 << 14  # fewer anchors than this: too little work per thread to pay for the blocking
-L2_FLOATS = 1 << 17  # 512 KiB of float32 input rows per block of anchors: half of a core's L2 cache
+MIN_ANCHORS = 1 << 13  # fewer anchors than this (small maps): too few steps per sum, BLAS is faster
+MAX_RESULT = 128 * 128  # a larger (F, C) result per tap: BLAS's own blocking runs at its best, as fast or faster
+ANCHOR_BLOCK = 8192  # anchors per block: 8 input rows of a channel tile (256 KiB) and 4 gradient rows stay in L2
+CHANNEL_TILE = 8  # input channels per tile (a multiple of 4)
 
 
-def pays(channels, anchors):
-    """True where this kernel beats BLAS's per-tap products (see the module docstring)."""
-    return NUMBA_AVAILABLE and channels <= MAX_CHANNELS and anchors >= MIN_ANCHORS
-
-
-def block_length(channels):
-    """KC: anchors per block, so that ``channels`` input rows of KC values fill ``L2_FLOATS``."""
-    return max(1024, min(8192, L2_FLOATS // max(channels, 1)))
+def pays(filters, channels, anchors):
+    """True where this kernel beats BLAS's per-tap products (measured; see the module docstring)."""
+    return NUMBA_AVAILABLE and min(filters, channels) >= 4 and filters * channels <= MAX_RESULT \
+        and anchors >= MIN_ANCHORS
 
 
 @njit(fastmath={"reassoc", "contract"}, cache=True)
@@ -77,26 +76,27 @@ def _dot(g, x):
 @njit(cache=True)
 def _one_block_of_anchors(grad_rows, grad_base, x_rows, x_starts, start, stop, out):
     """out (T, F, C) += every tap's sums over the anchors [start, stop): anchor a reads grad_rows[:, grad_base + a]
-    and, for tap t, x_rows[:, x_starts[t] + a]. (Rows are sliced one at a time from the whole C-contiguous arrays,
-    so that every row Numba sees is contiguous and LLVM vectorises the sums without a stride check.)"""
+    and, for tap t, x_rows[:, x_starts[t] + a]. Channels CHANNEL_TILE at a time, so that their input rows stay in
+    the L2 cache while every filter block and tap reads them. (Rows are sliced one at a time from the whole
+    C-contiguous arrays, so that every row Numba sees is contiguous and LLVM vectorises the sums without a stride
+    check.)"""
     taps, filters, channels = out.shape
     full_f, full_c = filters - filters % 4, channels - channels % 4
     g_first, g_last = grad_base + start, grad_base + stop
-    for f in range(0, full_f, 4):
-        g0, g1 = grad_rows[f, g_first:g_last], grad_rows[f + 1, g_first:g_last]
-        g2, g3 = grad_rows[f + 2, g_first:g_last], grad_rows[f + 3, g_first:g_last]
+    for tile in range(0, full_c, CHANNEL_TILE):
+        tile_end = min(tile + CHANNEL_TILE, full_c)
+        for f in range(0, full_f, 4):
+            g0, g1 = grad_rows[f, g_first:g_last], grad_rows[f + 1, g_first:g_last]
+            g2, g3 = grad_rows[f + 2, g_first:g_last], grad_rows[f + 3, g_first:g_last]
+            for t in range(taps):
+                first, last = x_starts[t] + start, x_starts[t] + stop
+                for c in range(tile, tile_end, 4):
+                    _block_4x4(g0, g1, g2, g3, x_rows[c, first:last], x_rows[c + 1, first:last],
+                               x_rows[c + 2, first:last], x_rows[c + 3, first:last], out[t], f, c)
+    for f in range(filters):  # the edges: filters and channels left over when F or C is not a multiple of 4
         for t in range(taps):
             first, last = x_starts[t] + start, x_starts[t] + stop
-            for c in range(0, full_c, 4):
-                _block_4x4(g0, g1, g2, g3, x_rows[c, first:last], x_rows[c + 1, first:last],
-                           x_rows[c + 2, first:last], x_rows[c + 3, first:last], out[t], f, c)
-            for ff in range(f, f + 4):  # channels left over when C is not a multiple of 4
-                for c in range(full_c, channels):
-                    out[t, ff, c] += _dot(grad_rows[ff, g_first:g_last], x_rows[c, first:last])
-    for f in range(full_f, filters):  # filters left over when F is not a multiple of 4
-        for t in range(taps):
-            first, last = x_starts[t] + start, x_starts[t] + stop
-            for c in range(channels):
+            for c in range(full_c if f < full_f else 0, channels):
                 out[t, f, c] += _dot(grad_rows[f, g_first:g_last], x_rows[c, first:last])
 
 
@@ -122,6 +122,6 @@ def shifted_outer_products(grad_rows, grad_base, rows, base, offsets, anchors, o
     x_starts = base + np.asarray(offsets, dtype=np.int64)
     partial = np.empty((shares,) + out_taps.shape, dtype=out_taps.dtype)
     _shares(np.ascontiguousarray(grad_rows), grad_base, np.ascontiguousarray(rows), x_starts, anchors,
-            block_length(rows.shape[0]), partial)
+            ANCHOR_BLOCK, partial)
     np.sum(partial, axis=0, out=out_taps)
     return out_taps

@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import blas, blocked_weight_grad, workspace
+from . import blas, blocked_weight_grad, threaded_blas, workspace
 from ..profiler import section
 from ._numba import njit, prange, threaded_when_large
 
@@ -178,9 +178,13 @@ def sum_of_shifted_products(matrices, rows, base, offsets, out_rows):
     """out_rows[:, a] = sum over t of matrices[t] @ rows[:, base + offsets[t] + a], for every column a of out_rows.
 
     matrices: kh*kw (M, K) matrices (views are fine: ``taps[t].T``), rows (K, ...), out_rows (M, A). Blocks of
-    CHUNK columns, taps innermost: BLAS adds each tap into the block (beta=1) while it is still in the cache.
+    CHUNK columns, taps innermost: BLAS adds each tap into the block (beta=1) while it is still in the cache. On
+    Numba's threads (`tinyinception.kernels.threaded_blas`) each thread takes its own range of anchors.
     """
     with section("gemm"):
+        if threaded_blas.available(out_rows.dtype):
+            return threaded_blas.shifted_sum(matrices, rows, [base + offset for offset in offsets], out_rows,
+                                             chunk=max(1, CHUNK // 2))
         for start, stop in _chunks(out_rows.shape[1]):
             for tap, offset in enumerate(offsets):
                 blas.gemm(matrices[tap], rows[:, base + offset + start:base + offset + stop], out_rows[:, start:stop],
@@ -190,12 +194,15 @@ def sum_of_shifted_products(matrices, rows, base, offsets, out_rows):
 
 def shifted_outer_products(grad_rows, grad_base, rows, base, offsets, anchors, out_taps):
     """out_taps[t] = sum over a < anchors of grad_rows[:, grad_base + a] (outer) rows[:, base + offsets[t] + a]:
-    the weight gradient of every tap, (F, C) each, accumulated over blocks of anchors. Few input channels and many
-    anchors: the register-blocked Numba kernel instead (`tinyinception.kernels.blocked_weight_grad`)."""
+    the weight gradient of every tap, (F, C) each, accumulated over blocks of anchors. Large maps and a small (F, C)
+    result: the register-blocked Numba kernel instead (`tinyinception.kernels.blocked_weight_grad`)."""
     with section("gemm"):
-        if blocked_weight_grad.pays(rows.shape[0], anchors):
+        if blocked_weight_grad.pays(grad_rows.shape[0], rows.shape[0], anchors):
             return blocked_weight_grad.shifted_outer_products(grad_rows, grad_base, rows, base, offsets, anchors,
                                                               out_taps)
+        if threaded_blas.available(out_taps.dtype):
+            return threaded_blas.shifted_outer(grad_rows, grad_base, rows, [base + offset for offset in offsets],
+                                               anchors, out_taps, chunk=CHUNK)
         for start, stop in _chunks(anchors):
             for tap, offset in enumerate(offsets):
                 blas.gemm(grad_rows[:, grad_base + start:grad_base + stop],
