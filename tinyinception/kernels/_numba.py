@@ -53,6 +53,15 @@ def numba_threads():
 # copies) gained nothing from a second thread even at 4M elements; compute-bound ones (pooling windows) pass
 # their own, lower limit.
 SERIAL_BELOW = 1 << 22
+# Numba's OpenMP threads (see `threaded_blas`, which chooses them) start in microseconds and find both cores free:
+# then every kernel gains from the second thread from ~8K elements on (a grid copy of 64K values: 70 -> 37 us).
+SERIAL_BELOW_ONE_POOL = 1 << 14
+_pool = {"one": False}
+
+
+def use_one_pool():
+    """Called by `threaded_blas` once Numba runs on OpenMP and OpenBLAS on one thread: lowers the serial limits."""
+    _pool["one"] = True
 
 
 def serial_twin(kernel):
@@ -81,6 +90,8 @@ class ThreadedWhenLarge:
 
     def __call__(self, *args):
         limit = SERIAL_BELOW if self.serial_below is None else self.serial_below
+        if _pool["one"]:
+            limit = min(limit, SERIAL_BELOW_ONE_POOL)
         kernel = self.parallel if args[0].size >= limit else self.serial
         return kernel(*args)
 

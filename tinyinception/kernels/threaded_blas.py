@@ -31,7 +31,7 @@ import os
 import numpy as np
 
 from . import blas
-from ._numba import NUMBA_AVAILABLE, njit, numba_threads, prange
+from ._numba import NUMBA_AVAILABLE, njit, numba_threads, prange, use_one_pool
 
 # NumPy >= 2 wheels: scipy-openblas with 64-bit integers, prefixed and suffixed names
 _SGEMM, _DGEMM = "scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_"
@@ -86,6 +86,7 @@ def _start():
         return False
     set_threads, _ = _THREAD_CONTROL
     set_threads(1)
+    use_one_pool()
     return True
 
 
