@@ -322,6 +322,15 @@ def _block_tap_range(block_start, count, shift, total):
     return max(0, -(block_start + shift)), min(count, total - block_start - shift)
 
 
+@njit(cache=True)
+def _block_own_range(count, shift):
+    """[lo, hi): the pixels q of a block of ``count`` flat pixels whose tap ``q + shift`` lies inside the SAME
+    block. The backward kernel writes only there: the taps that cross into the next block are outside their
+    plane anyway (blocks hold whole planes), and even adding 0 to them would race with that block's thread."""
+    lo = max(0, -shift)
+    return lo, max(lo, min(count, count - shift))
+
+
 @threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _max_pool_same_size(x_flat, out_flat, argmax_flat, plane_pixels, shifts, inside,
@@ -395,7 +404,8 @@ def _avg_pool_same_size(x_flat, out_flat, shifts, inside, divisor):
 def _avg_pool_same_size_backward(grad_out_flat, grad_flat, shifts, inside, divisor):
     """The adjoint of ``_avg_pool_same_size``: each window's share ``grad_out / divisor`` is added to
     its in-plane taps, one contiguous pass per tap. ``grad_flat`` is zeroed by the caller. Blocks hold
-    whole planes and taps stay in their plane, so no two threads write the same pixel."""
+    whole planes and taps stay in their plane, and each block writes only inside itself
+    (`_block_own_range`), so no two threads write the same pixel."""
     total = grad_out_flat.size
     block = inside.shape[1]
     for start in prange((total + block - 1) // block):
@@ -405,7 +415,7 @@ def _avg_pool_same_size_backward(grad_out_flat, grad_flat, shifts, inside, divis
         for k in range(shifts.size):
             shift = shifts[k]
             ok = inside[k]
-            lo, hi = _block_tap_range(q0, count, shift, total)
+            lo, hi = _block_own_range(count, shift)
             grad_taps = grad_flat[q0 + lo + shift:q0 + hi + shift]
             for t in range(hi - lo):
                 q = lo + t
