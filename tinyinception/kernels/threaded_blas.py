@@ -245,12 +245,12 @@ def gemm(a, b, out, beta=0.0):
 
 
 def matmul(a, b, out=None):
-    """``a @ b`` (into ``out`` when given) for 2-D float arrays, by `gemm` where it applies; NumPy's
-    ``np.matmul`` otherwise (other dtypes, layouts BLAS cannot read in place, CuPy arrays)."""
+    """``a @ b`` (into ``out`` when given) for 2-D float arrays, by `gemm` where it applies; the arrays' own ``@``
+    otherwise (other dtypes, layouts BLAS cannot read in place, batched operands, CuPy arrays)."""
     if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.ndim == b.ndim == 2
             and a.dtype == b.dtype and available(a.dtype) and _readable(a) and _readable(b)
             and (out is None or (out.dtype == a.dtype and _readable(out) and out.flags.c_contiguous))):
-        return np.matmul(a, b, out=out)
+        return a @ b if out is None else np.matmul(a, b, out=out)  # ``@``: CuPy arrays multiply on the GPU
     if out is None:
         out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
     return gemm(a, b, out)
