@@ -8,16 +8,17 @@ updated in registers and stored once, with no temporaries.
 
 What makes it fast, and still equal to the NumPy definition bit for bit:
 
-* one serial loop over contiguous memory (no ``prange``: the work is a few microseconds per parameter, less
-  than waking threads, and BLAS owns the cores between steps);
+* one loop over contiguous memory, split over Numba's threads only for large parameters (`threaded_when_large`:
+  most parameters are a few microseconds of work, less than starting threads; a 384x384x3x3 weight is not);
 * the scalars arrive already in the arrays' dtype, so float32 stays float32 (no float64 upcast);
 * every operation is the same IEEE operation in the same order as the NumPy expressions (``fastmath`` is off,
   so LLVM does not fuse ``a * b + c`` into one rounding), hence the same results.
 """
-from tinyinception.kernels._numba import njit
+from tinyinception.kernels._numba import njit, prange, threaded_when_large
 
 
-@njit(cache=True)
+@threaded_when_large
+@njit(parallel=True, cache=True)
 def sgd_update_flat(param, grad, buffer, lr, momentum, dampening_complement, weight_decay,
                     use_momentum, first_step, nesterov):
     """One SGD step in place, element by element (PyTorch's algorithm)::
@@ -37,7 +38,7 @@ def sgd_update_flat(param, grad, buffer, lr, momentum, dampening_complement, wei
         nesterov: look ahead along the buffer.
     """
     use_weight_decay = weight_decay != 0
-    for i in range(param.shape[0]):
+    for i in prange(param.shape[0]):
         g = grad[i]
         if use_weight_decay:
             g = g + weight_decay * param[i]
