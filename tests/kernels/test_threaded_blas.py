@@ -1,4 +1,8 @@
 """Products on Numba's threads (kernels/threaded_blas.py) equal NumPy's, for every way the work is split."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -6,7 +10,6 @@ from tinyinception.kernels import threaded_blas
 
 needs_pool = pytest.mark.skipif(not threaded_blas.available(np.float32),
                                 reason="products do not run on Numba's threads here (no scipy-openblas or OpenMP)")
-pytestmark = needs_pool
 
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 
@@ -25,6 +28,7 @@ def _close(got, expected, dtype):
     np.testing.assert_allclose(got, expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
 
 
+@needs_pool
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m, k, n", [(5, 7, 40), (40, 7, 5), (6, 90, 4), (1, 1, 1), (3, 4, 0)])  # columns, rows,
 # inner-dimension split, a single value, an empty result
@@ -47,6 +51,7 @@ def test_gemm_matches_numpy(dtype, m, k, n, transposed, beta, split_small_produc
     np.testing.assert_array_equal(buffer[outside], untouched[outside])  # nothing written around the view
 
 
+@needs_pool
 def test_gemm_rejects_mismatched_shapes_and_dtypes():
     with pytest.raises(ValueError, match="do not match"):
         threaded_blas.gemm(np.ones((2, 3), np.float32), np.ones((4, 5), np.float32), np.empty((2, 5), np.float32))
@@ -54,6 +59,7 @@ def test_gemm_rejects_mismatched_shapes_and_dtypes():
         threaded_blas.gemm(np.ones((2, 3), np.float32), np.ones((3, 5)), np.empty((2, 5), np.float32))
 
 
+@needs_pool
 @pytest.mark.parametrize("a, b", [
     (np.arange(24.0).reshape(2, 3, 4), np.ones((4, 2))),  # batched: NumPy's matmul
     (np.arange(12).reshape(3, 4), np.arange(8).reshape(4, 2)),  # integers
@@ -63,6 +69,7 @@ def test_matmul_falls_back_to_numpy(a, b):
     np.testing.assert_array_equal(threaded_blas.matmul(a, b), np.matmul(a, b))
 
 
+@needs_pool
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_matmul_into_out(dtype, split_small_products):
     a, b = _random((9, 5), dtype), _random((5, 30), dtype, 1)
@@ -71,6 +78,7 @@ def test_matmul_into_out(dtype, split_small_products):
     _close(out, a @ b, dtype)
 
 
+@needs_pool
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("chunk", [3, 1000])
@@ -85,6 +93,7 @@ def test_shifted_sum_matches_per_tap_products(dtype, transposed, chunk, split_sm
     _close(out, expected, dtype)
 
 
+@needs_pool
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("chunk", [4, 1000])
 def test_shifted_outer_matches_per_tap_products(dtype, chunk, split_small_products):
@@ -96,6 +105,7 @@ def test_shifted_outer_matches_per_tap_products(dtype, chunk, split_small_produc
     _close(out, expected, dtype)
 
 
+@needs_pool
 def test_one_pool_of_threads():
     """Where the products run on Numba's threads, Numba runs on OpenMP and OpenBLAS on a single thread."""
     import numba
@@ -105,3 +115,31 @@ def test_one_pool_of_threads():
     _, get_threads = threaded_blas._THREAD_CONTROL
     threaded_blas.matmul(np.ones((4, 4), np.float32), np.ones((4, 4), np.float32))
     assert get_threads() == 1
+
+
+_PROBE = """
+import numba, numpy as np
+from tinyinception.kernels import threaded_blas
+a = np.arange(12, dtype=np.float32).reshape(3, 4)
+assert np.array_equal(threaded_blas.matmul(a, a.T), a @ a.T)
+numba.get_num_threads()  # starts the threads, whatever ran before
+print(threaded_blas.enabled(), numba.threading_layer())
+"""
+
+
+@pytest.mark.parametrize("variable, value", [("TINYINCEPTION_ONE_POOL", "0"),  # asked for the old arrangement
+                                             ("NUMBA_THREADING_LAYER", "tbb")])  # a layer that cannot load here
+def test_without_the_one_pool_products_run_on_openblas_and_the_work_queue(variable, value):
+    """Off by request, or when Numba's threads cannot run on OpenMP: products fall back to BLAS's own threads and
+    Numba runs on its work queue (never OpenMP next to a multi-threaded OpenBLAS)."""
+    pytest.importorskip("numba")
+    if variable == "NUMBA_THREADING_LAYER":
+        try:
+            import tbb  # noqa: F401
+            pytest.skip("TBB is installed here: the layer would load")
+        except ImportError:
+            pass
+    env = dict(os.environ, **{variable: value})
+    result = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "workqueue"]
