@@ -133,13 +133,19 @@ def _row_address(address, trans, ld, row, itemsize):
     return address + (row if trans == blas.TRANS else row * ld) * itemsize
 
 
+@njit(cache=True)
+def _block(part, parts, total):
+    """(first, count): block ``part`` of ``total`` items split into ``parts`` equal blocks (the last may be short)."""
+    per_part = -(-total // parts)
+    first = part * per_part
+    return first, max(0, min(total, first + per_part) - first)
+
+
 @njit(parallel=True, cache=True)
 def _gemm_by_columns(itemsize, a, trans_a, lda, b, trans_b, ldb, c, ldc, m, n, k, beta, parts):
     """C (M, N) = A @ B + beta*C with the columns of C split into ``parts`` blocks, one per thread."""
-    per_part = -(-n // parts)
     for part in prange(parts):
-        first = part * per_part
-        count = min(n, first + per_part) - first
+        first, count = _block(part, parts, n)
         if count > 0:
             _gemm(itemsize, trans_a, trans_b, m, count, k, a, lda, _column_address(b, trans_b, ldb, first, itemsize),
                   ldb, beta, c + first * itemsize, ldc)
@@ -148,10 +154,8 @@ def _gemm_by_columns(itemsize, a, trans_a, lda, b, trans_b, ldb, c, ldc, m, n, k
 @njit(parallel=True, cache=True)
 def _gemm_by_rows(itemsize, a, trans_a, lda, b, trans_b, ldb, c, ldc, m, n, k, beta, parts):
     """C (M, N) = A @ B + beta*C with the rows of C split into ``parts`` blocks, one per thread."""
-    per_part = -(-m // parts)
     for part in prange(parts):
-        first = part * per_part
-        count = min(m, first + per_part) - first
+        first, count = _block(part, parts, m)
         if count > 0:
             _gemm(itemsize, trans_a, trans_b, count, n, k, _row_address(a, trans_a, lda, first, itemsize), lda,
                   b, ldb, beta, c + first * ldc * itemsize, ldc)
@@ -162,10 +166,8 @@ def _gemm_by_inner(itemsize, a, trans_a, lda, b, trans_b, ldb, m, n, k, partial)
     """partial[s] = A[:, block s] @ B[block s, :]: the inner dimension split into one block per thread (for a small
     result summed over a long inner dimension: a weight gradient); the caller adds the partial results."""
     parts = partial.shape[0]
-    per_part = -(-k // parts)
     for part in prange(parts):
-        first = part * per_part
-        count = min(k, first + per_part) - first
+        first, count = _block(part, parts, k)
         if count > 0:
             _gemm(itemsize, trans_a, trans_b, m, n, count, _column_address(a, trans_a, lda, first, itemsize), lda,
                   _row_address(b, trans_b, ldb, first, itemsize), ldb, 0.0, partial[part].ctypes.data, n)
