@@ -132,3 +132,41 @@ def test_workspace_reuses_and_grows_its_buffers():
     assert workspace.held_bytes() == 800
     workspace.release()
     assert workspace.held_bytes() == 0
+
+
+@pytest.mark.parametrize("size, kernel, padding, dilation, live", [
+    ((1, 1), (3, 3), (1, 1), (1, 1), (4,)),  # a "same" 3x3 on a 1x1 map: only the centre tap reads the input
+    ((1, 1), (1, 3), (0, 1), (1, 1), (1,)),
+    ((2, 2), (5, 5), (2, 2), (1, 1), (6, 7, 8, 11, 12, 13, 16, 17, 18)),  # the outer ring reads padding only
+    ((4, 4), (1, 7), (0, 3), (1, 1), tuple(range(7))),  # every tap of a 1x7 reaches a 4-wide map somewhere
+    ((9, 8), (3, 3), (1, 1), (1, 1), tuple(range(9))),
+    ((1, 5), (3, 3), (2, 2), (2, 2), (3, 4, 5)),  # dilation 2: the rows at -2 and +2 miss a 1-row map
+])
+def test_live_taps(size, kernel, padding, dilation, live):
+    grid = shifted_conv.grid_geometry((2, 3) + size, kernel, (1, 1), padding, dilation)
+    assert grid.live == live
+
+
+@needs_blas
+@pytest.mark.parametrize("size, kernel, padding", [((1, 1), (3, 3), (1, 1)), ((2, 2), (5, 5), (2, 2)),
+                                                   ((1, 3), (3, 3), (1, 1)), ((2, 1), (1, 3), (0, 1))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dead_taps_are_skipped_with_the_same_results(size, kernel, padding, dtype):
+    """Maps smaller than the kernel's reach (dead taps skipped) still equal im2col + GEMM, all three results; the
+    dead taps' weight gradient is exactly zero."""
+    x_cnhw = _random((4, 3) + size, dtype)
+    weight = _random((5, 4) + kernel, dtype, 1)
+    grid = shifted_conv.grid_geometry((3, 4) + size, kernel, (1, 1), padding, (1, 1))
+    assert len(grid.live) < kernel[0] * kernel[1]
+    grad_cnhw = _random((5, 3, grid.out_h, grid.out_w), dtype, 2)
+    expected = _reference(x_cnhw, weight, grad_cnhw, kernel, padding, (1, 1))
+    taps = shifted_conv.weight_taps(weight)
+    grad_rows = shifted_conv.grad_to_grid(grad_cnhw, grid)
+    got = (shifted_conv.forward(x_cnhw, taps, grid),
+           shifted_conv.backward_input(grad_rows, taps, grid, (3, 4) + size),
+           shifted_conv.backward_weight(grad_rows, x_cnhw, grid, weight.shape))
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    for name, value, reference in zip(("out", "grad_x", "grad_weight"), got, expected):
+        np.testing.assert_allclose(value, reference, rtol=tolerance, atol=tolerance, err_msg=name)
+    dead = [t for t in range(kernel[0] * kernel[1]) if t not in grid.live]
+    assert not got[2].transpose(2, 3, 0, 1).reshape(-1, 5, 4)[dead].any()

@@ -52,6 +52,7 @@ class Grid(NamedTuple):
     offsets: tuple  # per tap (i, j) in row-major order: where it reads, relative to the anchor
     out_h: int
     out_w: int
+    live: tuple  # the taps that read at least one input pixel (see `live_taps`); the others only read padding
 
     @property
     def before(self):
@@ -79,7 +80,24 @@ def grid_geometry(x_shape, kernel_size, stride, padding, dilation):
     pitch_h, pitch_w = h + ph, w + pw
     offsets = tuple((i * dh - ph) * pitch_w + (j * dw - pw) for i in range(kh) for j in range(kw))
     out_h, out_w = h + 2 * ph - dh * (kh - 1), w + 2 * pw - dw * (kw - 1)
-    return Grid(pitch_h, pitch_w, n * pitch_h * pitch_w, offsets, out_h, out_w)
+    live = live_taps((h, w), kernel_size, padding, dilation, (out_h, out_w))
+    return Grid(pitch_h, pitch_w, n * pitch_h * pitch_w, offsets, out_h, out_w, live)
+
+
+def live_taps(size, kernel_size, padding, dilation, out_size):
+    """Indices (row-major) of the taps (i, j) that read an input pixel for at least one output of a stride-1
+    convolution. On a map smaller than the kernel's reach some taps only ever read padding, e.g. a 3x3 "same"
+    convolution of a 1x1 map (Inception-v3's last blocks on 96x96 inputs): only the centre tap is live, and it is a
+    1x1 convolution. Dead taps add nothing to the output or the input gradient and get a zero weight gradient,
+    so the products skip them."""
+    def live_along(extent, kernel, pad, dil, out):
+        # tap i reads input index o + i*dil - pad for outputs o in [0, out): is any inside [0, extent)?
+        return [max(0, pad - i * dil) < min(out, extent + pad - i * dil) for i in range(kernel)]
+
+    rows = live_along(size[0], kernel_size[0], padding[0], dilation[0], out_size[0])
+    cols = live_along(size[1], kernel_size[1], padding[1], dilation[1], out_size[1])
+    return tuple(i * kernel_size[1] + j for i in range(kernel_size[0]) for j in range(kernel_size[1])
+                 if rows[i] and cols[j])
 
 
 # --- the layout: (C, N, h, w) planes <-> flat grid rows ----------------------------------------------------------
@@ -215,7 +233,11 @@ def forward(x_cnhw, taps, grid):
     """x_cnhw (C, N, H, W), taps (kh*kw, F, C) from `weight_taps` -> out (F, N, out_h, out_w), contiguous."""
     x_rows = to_grid(x_cnhw, grid, grid.before, grid.after, "conv_input_grid")
     out_rows = workspace.scratch("conv_output_grid", (taps.shape[1], grid.anchors), x_cnhw.dtype)
-    sum_of_shifted_products(taps, x_rows, grid.before, grid.offsets, out_rows)
+    if not grid.live:  # every tap reads padding only
+        out_rows[...] = 0
+    else:
+        sum_of_shifted_products([taps[t] for t in grid.live], x_rows, grid.before,
+                                [grid.offsets[t] for t in grid.live], out_rows)
     return from_grid(out_rows, grid, 0, grid.out_h, grid.out_w)
 
 
@@ -228,8 +250,12 @@ def grad_to_grid(grad_cnhw, grid):
 def backward_input(grad_rows, taps, grid, x_shape):
     """grad_rows from `grad_to_grid`, taps (kh*kw, F, C) -> grad_input (C, N, H, W), contiguous."""
     grad_x_rows = workspace.scratch("conv_output_grid", (taps.shape[2], grid.anchors), grad_rows.dtype)
-    transposed = [tap.T for tap in taps]  # (C, F) each: the adjoint reads at anchor - offset
-    sum_of_shifted_products(transposed, grad_rows, grid.after, [-offset for offset in grid.offsets], grad_x_rows)
+    if not grid.live:
+        grad_x_rows[...] = 0
+    else:
+        transposed = [taps[t].T for t in grid.live]  # (C, F) each: the adjoint reads at anchor - offset
+        sum_of_shifted_products(transposed, grad_rows, grid.after, [-grid.offsets[t] for t in grid.live],
+                                grad_x_rows)
     _, _, h, w = x_shape
     return from_grid(grad_x_rows, grid, 0, h, w)
 
@@ -238,6 +264,14 @@ def backward_weight(grad_rows, x_cnhw, grid, weight_shape):
     """grad_rows from `grad_to_grid`, x_cnhw (C, N, H, W) -> grad_weight (F, C, kh, kw), tap-major."""
     f, c, kh, kw = weight_shape
     x_rows = to_grid(x_cnhw, grid, grid.before, grid.after, "conv_input_grid")
-    grad_taps = np.empty((kh * kw, f, c), dtype=grad_rows.dtype)
-    shifted_outer_products(grad_rows, grid.after, x_rows, grid.before, grid.offsets, grid.anchors, grad_taps)
+    live = list(grid.live)
+    if len(live) == kh * kw:
+        grad_taps = np.empty((kh * kw, f, c), dtype=grad_rows.dtype)
+        shifted_outer_products(grad_rows, grid.after, x_rows, grid.before, grid.offsets, grid.anchors, grad_taps)
+    else:  # dead taps (they read padding only) have a zero gradient
+        grad_taps = np.zeros((kh * kw, f, c), dtype=grad_rows.dtype)
+        if live:
+            grad_taps[live] = shifted_outer_products(
+                grad_rows, grid.after, x_rows, grid.before, [grid.offsets[t] for t in live], grid.anchors,
+                np.empty((len(live), f, c), dtype=grad_rows.dtype))
     return grad_taps.reshape(kh, kw, f, c).transpose(2, 3, 0, 1)  # tap-major, like nn.Conv2d's weights
