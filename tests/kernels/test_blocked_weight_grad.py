@@ -80,6 +80,6 @@ def test_conv2d_weight_gradient_through_the_blocked_kernel(stride, padding, monk
         with ti.using_kernels(kernels):
             out = F.conv2d(ti.Tensor(x, requires_grad=True), weight, stride=stride, padding=padding)
             (out * out).sum().backward()
-        grads[kernels] = weight.grad.data
+        grads[kernels] = weight.grad
     assert calls, "the numba path did not reach the blocked kernel"
     np.testing.assert_allclose(grads["numba"], grads["numpy"], rtol=1e-10, atol=1e-10)
