@@ -102,7 +102,7 @@ def _one_block_of_anchors(grad_rows, grad_base, x_rows, x_starts, start, stop, o
 
 @njit(parallel=True, cache=True)
 def _shares(grad_rows, grad_base, x_rows, x_starts, anchors, block, partial):
-    """partial (S, T, F, C): share s sums the anchors [s*anchors/S, (s+1)*anchors/S), KC (= block) at a time."""
+    """partial (S, T, F, C): share s (one thread) sums the anchors [s*anchors/S, (s+1)*anchors/S), ``block`` at a time."""
     shares = partial.shape[0]
     per_share = -(-anchors // shares)
     for share in prange(shares):
