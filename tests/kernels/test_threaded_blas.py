@@ -18,10 +18,11 @@ def _random(shape, dtype, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
-@pytest.fixture
-def split_small_products(monkeypatch):
-    """Split even these small products between the threads, so that every path runs with several parts."""
-    monkeypatch.setattr(threaded_blas, "MIN_PART_FLOPS", 1)
+@pytest.fixture(params=["split", "whole"])
+def split_small_products(request, monkeypatch):
+    """Each test twice: every small product split between the threads (each path with several parts), and every
+    product run whole on the calling thread (the serial kernels small products take)."""
+    monkeypatch.setattr(threaded_blas, "MIN_PART_FLOPS", 1 if request.param == "split" else 1 << 60)
 
 
 def _close(got, expected, dtype):

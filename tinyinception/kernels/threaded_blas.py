@@ -31,7 +31,7 @@ import os
 import numpy as np
 
 from . import blas
-from ._numba import NUMBA_AVAILABLE, njit, numba_threads, prange, use_one_pool
+from ._numba import NUMBA_AVAILABLE, njit, numba_threads, prange, serial_twin, use_one_pool
 
 # NumPy >= 2 wheels: scipy-openblas with 64-bit integers, prefixed and suffixed names
 _SGEMM, _DGEMM = "scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_"
@@ -209,6 +209,10 @@ def _shifted_outer(itemsize, grad, ld_grad, grad_start, rows, ld_rows, starts, a
                       ld_rows, 0.0 if first == share * per_share else 1.0, partial[share, tap].ctypes.data, channels)
 
 
+# small products run on the calling thread: the same kernels compiled without threads
+_shifted_sum_serial, _shifted_outer_serial = serial_twin(_shifted_sum), serial_twin(_shifted_outer)
+
+
 # --- the Python side ----------------------------------------------------------------------------------------------
 def _parts(flops):
     """Threads worth using for a product of ``flops`` multiply-adds x 2."""
@@ -237,7 +241,10 @@ def gemm(a, b, out, beta=0.0):
             else:
                 out *= beta
                 out += total
-        elif n >= m or parts == 1:
+        elif parts == 1:  # a small product: one call on this thread (a parallel region would cost more)
+            _gemm(itemsize, trans_a, trans_b, m, n, k, a.ctypes.data, lda, b.ctypes.data, ldb, beta, out.ctypes.data,
+                  ldc)
+        elif n >= m:
             _gemm_by_columns(itemsize, a.ctypes.data, trans_a, lda, b.ctypes.data, trans_b, ldb, out.ctypes.data,
                              ldc, m, n, k, beta, parts)
         else:
@@ -279,8 +286,9 @@ def shifted_sum(matrices, rows, starts, out_rows, chunk):
     addresses = np.array([matrix.ctypes.data for matrix in matrices], dtype=np.int64)
     parts = _parts(2.0 * m * k * anchors * len(matrices))
     with _openblas_on_one_thread():
-        _shifted_sum(out_rows.itemsize, addresses, trans_m, ld_m, m, k, rows.ctypes.data, ld_rows,
-                     np.asarray(starts, dtype=np.int64), out_rows.ctypes.data, ld_out, anchors, parts, chunk)
+        kernel = _shifted_sum if parts > 1 else _shifted_sum_serial
+        kernel(out_rows.itemsize, addresses, trans_m, ld_m, m, k, rows.ctypes.data, ld_rows,
+               np.asarray(starts, dtype=np.int64), out_rows.ctypes.data, ld_out, anchors, parts, chunk)
     return out_rows
 
 
@@ -293,7 +301,8 @@ def shifted_outer(grad_rows, grad_base, rows, starts, anchors, out_taps, chunk):
     _, ld_rows = blas.operand(rows, "rows")
     partial = np.empty((shares,) + out_taps.shape, dtype=out_taps.dtype)
     with _openblas_on_one_thread():
-        _shifted_outer(out_taps.itemsize, grad_rows.ctypes.data, ld_grad, grad_base, rows.ctypes.data, ld_rows,
-                       np.asarray(starts, dtype=np.int64), anchors, chunk, partial)
+        kernel = _shifted_outer if shares > 1 else _shifted_outer_serial
+        kernel(out_taps.itemsize, grad_rows.ctypes.data, ld_grad, grad_base, rows.ctypes.data, ld_rows,
+               np.asarray(starts, dtype=np.int64), anchors, chunk, partial)
     np.sum(partial, axis=0, out=out_taps)
     return out_taps
