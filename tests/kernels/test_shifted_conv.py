@@ -170,3 +170,13 @@ def test_dead_taps_are_skipped_with_the_same_results(size, kernel, padding, dtyp
         np.testing.assert_allclose(value, reference, rtol=tolerance, atol=tolerance, err_msg=name)
     dead = [t for t in range(kernel[0] * kernel[1]) if t not in grid.live]
     assert not got[2].transpose(2, 3, 0, 1).reshape(-1, 5, 4)[dead].any()
+
+
+def test_short_products_take_blocks_that_stay_in_cache():
+    """A product with 16 or 32 input channels re-reads its output block for every tap: the block of anchors shrinks
+    so that (rows x block) stays within 64 KiB; longer products keep the default block."""
+    assert shifted_conv._thread_chunk(128, 96) == shifted_conv.CHUNK // 2
+    for out_rows in (16, 32, 64, 128):
+        block = shifted_conv._thread_chunk(out_rows, 16)
+        assert 256 <= block <= shifted_conv.CHUNK // 2
+        assert out_rows * block <= 16384 or block == 256
