@@ -125,7 +125,7 @@ def load_average():
 def blas_report():
     """Which BLAS NumPy (and torch) use, with their kernel and threads (threadpoolctl when installed)."""
     from tinyinception.kernels import threaded_blas
-    threaded_blas.enabled()  # starts Numba's threads first: with one pool, OpenBLAS then reports its one thread
+    one_pool = threaded_blas.enabled()  # starts Numba's threads first: with one pool, OpenBLAS reports its one thread
     lines = [f"NumPy {np.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs, "
              f"kernels: {ti.get_kernels()}, clock: {clock_name()}, load average {load_average():.2f}"]
     leftovers = {k: os.environ[k] for k in BLAS_VARIABLES if k in os.environ}
@@ -139,7 +139,6 @@ def blas_report():
         lines.append("  (install threadpoolctl to see the BLAS kernel in use)")
     try:
         import numba
-        one_pool = threaded_blas.enabled()
         lines.append(f"Numba {numba.__version__}, {numba.get_num_threads()} threads, {numba.threading_layer()} layer; "
                      + ("our products on Numba's threads, OpenBLAS on 1 thread (one pool)" if one_pool
                         else "our products on OpenBLAS's threads"))

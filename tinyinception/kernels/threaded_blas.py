@@ -24,7 +24,6 @@ or the OpenMP layer is missing, `available` is False and the callers use `blas.g
 OpenBLAS's threads, with Numba's work queue. ``TINYINCEPTION_ONE_POOL=0`` chooses that arrangement; setting
 ``NUMBA_THREADING_LAYER`` yourself leaves the layer to you (and this module on only if it is OpenMP).
 """
-import contextlib
 import ctypes
 import os
 
@@ -102,13 +101,11 @@ def available(dtype=np.float32):
     return np.dtype(dtype) in (np.float32, np.float64) and blas.available(dtype) and enabled()
 
 
-@contextlib.contextmanager
-def _openblas_on_one_thread():
-    """Makes sure OpenBLAS is still on one thread (something else in the process may have changed it)."""
+def _keep_openblas_on_one_thread():
+    """Sets OpenBLAS back to one thread if something else in the process has changed it since `_start`."""
     set_threads, get_threads = _THREAD_CONTROL
     if get_threads() != 1:
         set_threads(1)
-    yield
 
 
 # --- the compiled side: addresses in bytes, operands as (address, transpose flag, leading dimension) -------------
@@ -180,11 +177,10 @@ def _shifted_sum(itemsize, matrices, trans_m, ld_m, m, k, rows, ld_rows, starts,
     """out[:, a] = sum over t of M_t @ rows[:, starts[t] + a] for a < anchors: the anchors split into ``parts``
     ranges, one per thread, each walked ``chunk`` anchors at a time with the taps innermost (the block of out
     stays in the cache while the taps add into it). matrices: the address of each M_t (M, K)."""
-    per_part = -(-anchors // parts)
     for part in prange(parts):
-        end = min(anchors, (part + 1) * per_part)
-        for first in range(part * per_part, end, chunk):
-            count = min(chunk, end - first)
+        start, length = _block(part, parts, anchors)
+        for first in range(start, start + length, chunk):
+            count = min(chunk, start + length - first)
             for tap in range(matrices.size):
                 _gemm(itemsize, trans_m, blas.NO_TRANS, m, count, k, matrices[tap], ld_m,
                       rows + (starts[tap] + first) * itemsize, ld_rows, 0.0 if tap == 0 else 1.0,
@@ -196,17 +192,16 @@ def _shifted_outer(itemsize, grad, ld_grad, grad_start, rows, ld_rows, starts, a
     """partial[s, t] = sum over the anchors a of share s of grad[:, grad_start + a] (outer) rows[:, starts[t] + a]
     (each (F, C)); the caller adds the shares."""
     shares, taps, filters, channels = partial.shape
-    per_share = -(-anchors // shares)
     for share in prange(shares):
-        end = min(anchors, (share + 1) * per_share)
-        if end <= share * per_share:
+        start, length = _block(share, shares, anchors)
+        if length == 0:
             partial[share] = 0
-        for first in range(share * per_share, end, chunk):
-            count = min(chunk, end - first)
+        for first in range(start, start + length, chunk):
+            count = min(chunk, start + length - first)
             for tap in range(taps):
                 _gemm(itemsize, blas.NO_TRANS, blas.TRANS, filters, channels, count,
                       grad + (grad_start + first) * itemsize, ld_grad, rows + (starts[tap] + first) * itemsize,
-                      ld_rows, 0.0 if first == share * per_share else 1.0, partial[share, tap].ctypes.data, channels)
+                      ld_rows, 0.0 if first == start else 1.0, partial[share, tap].ctypes.data, channels)
 
 
 # small products run on the calling thread: the same kernels compiled without threads
@@ -231,25 +226,25 @@ def gemm(a, b, out, beta=0.0):
     trans_b, ldb = blas.operand(b, "b")
     _, ldc = blas.operand(out, "out")
     itemsize, parts = out.itemsize, _parts(2.0 * m * n * k)
-    with _openblas_on_one_thread():
-        if parts > 1 and k >= 8 * max(m, n):
-            partial = np.empty((parts, m, n), dtype=out.dtype)
-            _gemm_by_inner(itemsize, a.ctypes.data, trans_a, lda, b.ctypes.data, trans_b, ldb, m, n, k, partial)
-            total = partial.sum(axis=0)
-            if beta == 0.0:
-                out[...] = total
-            else:
-                out *= beta
-                out += total
-        elif parts == 1:  # a small product: one call on this thread (a parallel region would cost more)
-            _gemm(itemsize, trans_a, trans_b, m, n, k, a.ctypes.data, lda, b.ctypes.data, ldb, beta, out.ctypes.data,
-                  ldc)
-        elif n >= m:
-            _gemm_by_columns(itemsize, a.ctypes.data, trans_a, lda, b.ctypes.data, trans_b, ldb, out.ctypes.data,
-                             ldc, m, n, k, beta, parts)
+    _keep_openblas_on_one_thread()
+    if parts > 1 and k >= 8 * max(m, n):
+        partial = np.empty((parts, m, n), dtype=out.dtype)
+        _gemm_by_inner(itemsize, a.ctypes.data, trans_a, lda, b.ctypes.data, trans_b, ldb, m, n, k, partial)
+        total = partial.sum(axis=0)
+        if beta == 0.0:
+            out[...] = total
         else:
-            _gemm_by_rows(itemsize, a.ctypes.data, trans_a, lda, b.ctypes.data, trans_b, ldb, out.ctypes.data,
-                          ldc, m, n, k, beta, parts)
+            out *= beta
+            out += total
+    elif parts == 1:  # a small product: one call on this thread (a parallel region would cost more)
+        _gemm(itemsize, trans_a, trans_b, m, n, k, a.ctypes.data, lda, b.ctypes.data, ldb, beta, out.ctypes.data,
+              ldc)
+    elif n >= m:
+        _gemm_by_columns(itemsize, a.ctypes.data, trans_a, lda, b.ctypes.data, trans_b, ldb, out.ctypes.data,
+                         ldc, m, n, k, beta, parts)
+    else:
+        _gemm_by_rows(itemsize, a.ctypes.data, trans_a, lda, b.ctypes.data, trans_b, ldb, out.ctypes.data,
+                      ldc, m, n, k, beta, parts)
     return out
 
 
@@ -285,10 +280,10 @@ def shifted_sum(matrices, rows, starts, out_rows, chunk):
     _, ld_out = blas.operand(out_rows, "out_rows")
     addresses = np.array([matrix.ctypes.data for matrix in matrices], dtype=np.int64)
     parts = _parts(2.0 * m * k * anchors * len(matrices))
-    with _openblas_on_one_thread():
-        kernel = _shifted_sum if parts > 1 else _shifted_sum_serial
-        kernel(out_rows.itemsize, addresses, trans_m, ld_m, m, k, rows.ctypes.data, ld_rows,
-               np.asarray(starts, dtype=np.int64), out_rows.ctypes.data, ld_out, anchors, parts, chunk)
+    _keep_openblas_on_one_thread()
+    kernel = _shifted_sum if parts > 1 else _shifted_sum_serial
+    kernel(out_rows.itemsize, addresses, trans_m, ld_m, m, k, rows.ctypes.data, ld_rows,
+           np.asarray(starts, dtype=np.int64), out_rows.ctypes.data, ld_out, anchors, parts, chunk)
     return out_rows
 
 
@@ -300,9 +295,9 @@ def shifted_outer(grad_rows, grad_base, rows, starts, anchors, out_taps, chunk):
     _, ld_grad = blas.operand(grad_rows, "grad_rows")
     _, ld_rows = blas.operand(rows, "rows")
     partial = np.empty((shares,) + out_taps.shape, dtype=out_taps.dtype)
-    with _openblas_on_one_thread():
-        kernel = _shifted_outer if shares > 1 else _shifted_outer_serial
-        kernel(out_taps.itemsize, grad_rows.ctypes.data, ld_grad, grad_base, rows.ctypes.data, ld_rows,
-               np.asarray(starts, dtype=np.int64), anchors, chunk, partial)
+    _keep_openblas_on_one_thread()
+    kernel = _shifted_outer if shares > 1 else _shifted_outer_serial
+    kernel(out_taps.itemsize, grad_rows.ctypes.data, ld_grad, grad_base, rows.ctypes.data, ld_rows,
+           np.asarray(starts, dtype=np.int64), anchors, chunk, partial)
     np.sum(partial, axis=0, out=out_taps)
     return out_taps
