@@ -119,15 +119,21 @@ def test_loading_a_wrong_state_dict_names_the_keys():
 # ----------------------------------------------------------------------------------------------------------------
 @needs_golden(NETWORK)
 @pytest.mark.slow
-@pytest.mark.parametrize("mode, dtype", [("eval", np.float32), ("train", np.float64)])
+@pytest.mark.parametrize("mode, dtype", [("eval", np.float32), ("eval", np.float64), ("train", np.float64)])
 def test_matches_golden(mode, dtype):
-    """Eval mode in float32, the input gradient included. Train mode in float64: at 75x75 the 8x8 stage is 1x1, so
-    train-mode BatchNorm normalises two values per channel, which float32 cannot resolve (timm's own float32 run
-    differs from its float64 run by ~60% in the logits at 75x75, still ~7e-4 at 139x139); in float64 the
-    comparison is exact to ~1e-7. Activations: rtol and atol 1e-4."""
+    """Eval mode in float32 (heads, activations, loss) and in float64 (the input gradient too). Train mode in
+    float64: at 75x75 the 8x8 stage is 1x1, so train-mode BatchNorm normalises two values per channel, which float32
+    cannot resolve (timm's own float32 run differs from its float64 run by ~60% in the logits at 75x75, still ~7e-4
+    at 139x139); in float64 the comparison is exact to ~1e-7. Activations: rtol and atol 1e-4.
+
+    The float32 input gradient is not compared: on the golden input one BN-ReLU pre-activation of mixed_4a's
+    branch7x7x3_4 (one value of 2x96x15x15) is zero within float32 rounding (float64: <= 0; float32: 2**-23 or
+    below 0 depending on the order of the convolution's sums), and whether its ReLU passes the gradient moves the
+    whole input gradient by ~2e-3. That is the kink of the ReLU, not an error; float64 settles it (2.5e-8)."""
     gold = load_golden(NETWORK)
     run = run_golden(ti.models.inception_v4(), gold, train=mode == "train", dtype=dtype, activations=ACTIVATIONS,
-                     dropouts=["dropout"])  # the golden train mode has every Dropout in eval (timm's drop_rate is 0)
+                     dropouts=["dropout"],  # the golden train mode has every Dropout in eval (timm's drop_rate is 0)
+                     backward=dtype == np.float64)
     check_golden(run, gold, mode)
 
 
