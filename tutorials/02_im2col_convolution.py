@@ -150,10 +150,11 @@ def step_6_shifted_products(quick):
     x = rng.standard_normal((2, 4, 6, 6)).astype(np.float32)
     weight = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
     grid = shifted_conv.grid_geometry(x.shape, (3, 3), (1, 1), (1, 1), (1, 1))
-    # each channel becomes ONE flat row: every image row followed by 1 zero, every image by 1 zero row, zero margins
+    # each channel becomes ONE flat row: the 6x6 pixels row by row, each image row followed by 1 zero, and the two
+    # images' values side by side (pixel (y, x) of image n at (y*7 + x)*2 + n), zero margins at both ends
     rows = shifted_conv.to_grid_numpy(x.transpose(1, 0, 2, 3), grid, grid.before, grid.after)
-    print(f"x {x.shape} -> rows {rows.shape}: channel c is one row; row pitch {grid.pitch_w} = 6 + 1 zero, "
-          f"{grid.pitch_h} rows per image")
+    print(f"x {x.shape} -> rows {rows.shape}: channel c is one row; row pitch {grid.pitch} = 6 + 1 zero, "
+          f"{grid.images} images side by side, {grid.before} zeros before and after")
     print("output pixel a reads tap (i, j) at a + offset; the offsets of the nine taps:", grid.offsets)
     out_rows = np.zeros((5, grid.anchors), dtype=np.float32)
     for tap, offset in enumerate(grid.offsets):
@@ -166,6 +167,8 @@ def step_6_shifted_products(quick):
     print("The zero after each row is the right padding of that row AND the left padding of the next, so the")
     print("layout is barely bigger than x, and nothing is copied nine times. BLAS reads each shifted block in")
     print("place and adds into the output (beta = 1), so the nine products accumulate in the CPU cache.")
+    print(f"Outputs are computed at {grid.anchors} anchors for {out.size // 5} real outputs: only the column of "
+          "zeros is wasted (a 1x7 convolution lays its rows along x instead, and wastes none).")
 
     n = 2 if quick else 8
     big = rng.standard_normal((n, 96, 28, 28)).astype(np.float32)

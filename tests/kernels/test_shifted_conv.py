@@ -86,47 +86,39 @@ def test_supports(kernel, stride, padding, dilation, supported):
     assert shifted_conv.supports(kernel, stride, padding, dilation) is supported
 
 
-def test_grid_layout_numba_matches_numpy():
+@pytest.mark.parametrize("kernel, padding, rows, pitch, transposed", [
+    ((3, 3), (1, 2), 4, 7, False),  # rows along y: 4 rows of 5 + 2 padding = 28 anchors per image (along x: 5 * 5)
+    ((1, 7), (0, 3), 5, 4, True),  # a 1x7 pads x: rows along x, no padding in the pitch, no anchor wasted
+    ((7, 1), (3, 0), 4, 5, False),
+])
+def test_grid_layout_numba_matches_numpy(kernel, padding, rows, pitch, transposed):
     planes = _random((3, 2, 4, 5), np.float32)
-    grid = shifted_conv.grid_geometry((2, 3, 4, 5), (3, 3), (1, 1), (1, 2), (1, 1))
-    assert (grid.pitch_h, grid.pitch_w, grid.anchors) == (5, 7, 2 * 5 * 7)
+    grid = shifted_conv.grid_geometry((2, 3, 4, 5), kernel, (1, 1), padding, (1, 1))
+    assert (grid.rows, grid.pitch, grid.transposed, grid.anchors) == (rows, pitch, transposed, rows * pitch * 2)
     expected = shifted_conv.to_grid_numpy(planes, grid, 3, 4)
     rows = shifted_conv.to_grid(planes, grid, 3, 4, "test_grid")
+    assert rows.flags.c_contiguous and rows.shape[1] == workspace.row_pitch(expected.shape[1], 4)
+    assert not rows[:, expected.shape[1]:].any()  # the slack at the end of each row (see `row_pitch`) is zeroed too
+    rows = rows[:, :expected.shape[1]]
     np.testing.assert_array_equal(rows, expected)
     np.testing.assert_array_equal(shifted_conv.from_grid(rows, grid, 3, 4, 5), planes)
     np.testing.assert_array_equal(shifted_conv.from_grid_numpy(rows, grid, 3, 4, 5), planes)
-    # zeros everywhere outside the planes: margins, the pw zeros after each row, the ph zero rows after each image
+    # zeros everywhere outside the planes: margins, the padding after each row
     assert np.count_nonzero(rows) == np.count_nonzero(planes)
+    # pixel (y, x) of image n at before + (u*pitch + v)*N + n
+    u, v = (4, 1) if transposed else (1, 4)
+    np.testing.assert_array_equal(rows[:, 3 + (u * grid.pitch + v) * 2 + 1], planes[:, 1, 1, 4])
 
 
-@needs_blas
-def test_conv2d_takes_the_shifted_path_only_where_it_applies():
-    x = ti.Tensor(_random((2, 3, 6, 6), np.float32), requires_grad=True)
-    w3, w1 = ti.Tensor(_random((4, 3, 3, 3), np.float32)), ti.Tensor(_random((4, 3, 1, 1), np.float32))
-    with ti.using_kernels("numba"):
-        assert F.conv2d(x, w3, padding=1).grad_fn.shifted
-        assert not F.conv2d(x, w3, stride=2, padding=1).grad_fn.shifted
-        assert not F.conv2d(x, w1).grad_fn.shifted
-        assert not F.conv2d(x, ti.Tensor(_random((6, 1, 3, 3), np.float32)), padding=1, groups=3).grad_fn.shifted
-    with ti.using_kernels("numpy"):
-        assert not F.conv2d(x, w3, padding=1).grad_fn.shifted
+@pytest.mark.parametrize("length, itemsize, pitch", [(27904, 4, 27920), (27920, 4, 27920), (1, 4, 16), (17, 4, 48),
+                                                     (27904, 8, 27912)])
+def test_row_pitch_is_an_odd_number_of_cache_lines(length, itemsize, pitch):
+    assert workspace.row_pitch(length, itemsize) == pitch
+    assert (pitch * itemsize // workspace.LINE) % 2 == 1
 
 
-def test_conv2d_falls_back_to_im2col_without_a_direct_blas(monkeypatch):
-    x, w = _random((2, 3, 7, 6), np.float32), _random((4, 3, 3, 3), np.float32, 1)
-    with ti.using_kernels("numba"):
-        expected = F.conv2d(ti.Tensor(x), ti.Tensor(w), padding=1).data
-        monkeypatch.setattr(conv_module.blas, "available", lambda dtype=None: False)
-        out = F.conv2d(ti.Tensor(x, requires_grad=True), ti.Tensor(w), padding=1)
-        assert not out.grad_fn.shifted
-    np.testing.assert_allclose(out.data, expected, rtol=1e-5, atol=1e-5)
-
-
-def test_workspace_reuses_and_grows_its_buffers():
+def test_workspace_scratch_buffers():
     workspace.release()
-    first = workspace.scratch("test", (4, 5), np.float32)
-    again = workspace.scratch("test", (2, 3), np.float64)
-    assert again.base is first.base or np.shares_memory(first, again)  # the same memory, reused
     bigger = workspace.scratch("test", (100,), np.float64)
     assert bigger.shape == (100,) and bigger.dtype == np.float64 and bigger.flags.c_contiguous
     assert workspace.held_bytes() == 800

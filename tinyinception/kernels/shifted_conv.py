@@ -11,18 +11,23 @@ so with each channel of the input stored as one flat row, tap (i, j) is the matr
 The rows are read in place (BLAS takes a view of a larger buffer) and the taps add into one output
 (BLAS's beta=1, see `tinyinception.kernels.blas`): no copy of the input beyond one padded layout.
 
-The padded layout ("grid"): each channel of x (C, N, H, W) becomes one flat row in which every image
-row is followed by ``pw`` zeros and every image by ``ph`` zero rows, with zero margins at both ends:
+The padded layout ("grid"): each channel of x (C, N, H, W) becomes one flat row in which the batch is the
+innermost index (the N images' values of one pixel side by side), every image row is followed by ``pw`` zeros,
+and zero margins of ``ph`` rows lie at both ends:
 
-    row pitch  pitch_w = W + pw        image pitch  pitch_h * pitch_w,  pitch_h = H + ph
+    pixel (y, x) of image n at  before + (y*pitch + x)*N + n,    pitch = W + pw
 
 The zeros after one image row serve as the right padding of that row AND the left padding of the next
 (they are the same memory once the rows are laid end to end), so the grid is only a little bigger than
-the input. An output pixel (n, y, x) is computed at "anchor" ``a = (n*pitch_h + y)*pitch_w + x``; its
-tap (i, j) reads grid position ``a + offset(i, j)`` with ``offset = (i*dh - ph)*pitch_w + (j*dw - pw)``.
-Anchors are computed for every grid position (a few are not real outputs: the ones in padding) and the
-real outputs are cropped out afterwards. This needs ``padding <= dilation*(kernel - 1)`` (true of every
-"same" and "valid" convolution).
+the input. An output pixel (n, y, x) is computed at "anchor" ``a = (y*pitch + x)*N + n``; its tap (i, j)
+reads grid position ``a + offset(i, j)`` with ``offset = ((i*dh - ph)*pitch + (j*dw - pw))*N``: one shift for
+the whole batch. Anchors are computed for every grid position of the output's rows (those in the padding
+columns are not real outputs: they are cropped out afterwards), so the waste is pw/W of the products; with
+the batch innermost the rows of zeros between images that an image-major layout needs cost nothing. When
+the kernel pads W more than H (a 1x7), the rows run along x instead (``Grid.transposed``: pixel (y, x) at
+``(x*pitch + y)*N + n``, pitch = H + ph) and a 1x7 or 7x1 wastes no anchor at all (it wasted 18% at 17x17 in
+the image-major layout). This needs ``padding <= dilation*(kernel - 1)`` (true of every "same" and "valid"
+convolution).
 
 Backward is the same trick twice:
     grad_input_grid[b]   = sum over taps  weight_tap.T @ grad_grid[b - offset]   (taps of the flipped kernel)
@@ -44,11 +49,18 @@ CHUNK = 8192  # anchors per block of products (measured on the Inception shapes:
 
 
 class Grid(NamedTuple):
-    """Geometry of the padded flat layout of an (N, C, H, W) input for one convolution."""
+    """Geometry of the padded flat layout of an (N, C, H, W) input for one convolution.
 
-    pitch_h: int  # H + ph: rows per image in the grid
-    pitch_w: int  # W + pw: values per row in the grid
-    anchors: int  # N * pitch_h * pitch_w: grid positions at which outputs are computed
+    Pixel (u, v) of image n sits at ``(u*pitch + v)*images + n`` (after a margin of zeros), where (u, v) is (y, x),
+    or (x, y) when ``transposed``: the axis with the least padding runs along the rows, so that the fewest anchors
+    fall in padding (a 1x7 convolution pads W, so its grid runs along columns and its anchors are exactly its outputs).
+    """
+
+    transposed: bool  # False: (u, v) = (y, x); True: (u, v) = (x, y)
+    rows: int  # rows of anchors: max(input, output) extent along u
+    pitch: int  # values per row (in pixels): the extent along v plus its padding (shared between neighbouring rows)
+    images: int  # N: the batch is the innermost index, so a tap's shift is the same for every image
+    anchors: int  # rows * pitch * images: grid positions at which outputs are computed
     offsets: tuple  # per tap (i, j) in row-major order: where it reads, relative to the anchor
     out_h: int
     out_w: int
@@ -64,6 +76,10 @@ class Grid(NamedTuple):
         """Zeros needed after the last anchor."""
         return max(0, max(self.offsets))
 
+    def oriented(self, h, w):
+        """(extent along u, extent along v) of an h x w map in this grid."""
+        return (w, h) if self.transposed else (h, w)
+
 
 def supports(kernel_size, stride, padding, dilation):
     """True for the convolutions this layout computes exactly: stride 1, padding <= dilation*(k-1)."""
@@ -77,11 +93,19 @@ def grid_geometry(x_shape, kernel_size, stride, padding, dilation):
         raise ValueError(f"shifted_conv: stride must be 1 (strided_conv handles {tuple(stride)})")
     n, _, h, w = x_shape
     (kh, kw), (ph, pw), (dh, dw) = kernel_size, padding, dilation
-    pitch_h, pitch_w = h + ph, w + pw
-    offsets = tuple((i * dh - ph) * pitch_w + (j * dw - pw) for i in range(kh) for j in range(kw))
     out_h, out_w = h + 2 * ph - dh * (kh - 1), w + 2 * pw - dw * (kw - 1)
+    # rows along y (pitch W + pw) or along x (pitch H + ph): whichever computes fewer anchors
+    along_y = max(h, out_h) * (w + pw)
+    along_x = max(w, out_w) * (h + ph)
+    transposed = along_x < along_y
+    if transposed:
+        rows, pitch = max(w, out_w), h + ph
+        offsets = tuple(((j * dw - pw) * pitch + (i * dh - ph)) * n for i in range(kh) for j in range(kw))
+    else:
+        rows, pitch = max(h, out_h), w + pw
+        offsets = tuple(((i * dh - ph) * pitch + (j * dw - pw)) * n for i in range(kh) for j in range(kw))
     live = live_taps((h, w), kernel_size, padding, dilation, (out_h, out_w))
-    return Grid(pitch_h, pitch_w, n * pitch_h * pitch_w, offsets, out_h, out_w, live)
+    return Grid(transposed, rows, pitch, n, rows * pitch * n, offsets, out_h, out_w, live)
 
 
 def live_taps(size, kernel_size, padding, dilation, out_size):
@@ -101,78 +125,83 @@ def live_taps(size, kernel_size, padding, dilation, out_size):
 
 
 # --- the layout: (C, N, h, w) planes <-> flat grid rows ----------------------------------------------------------
+def _oriented_planes(planes, grid):
+    """planes (C, N, h, w) as (C, extent along u, extent along v, N): a view."""
+    return planes.transpose(0, 3, 2, 1) if grid.transposed else planes.transpose(0, 2, 3, 1)
+
+
 def to_grid_numpy(planes, grid, before, after):
-    """planes (C, N, h, w), h <= pitch_h and w <= pitch_w -> rows (C, before + anchors + after): each plane in
-    the top-left corner of its (pitch_h, pitch_w) cell, zeros everywhere else."""
-    c, n, h, w = planes.shape
+    """planes (C, N, h, w), with h, w at most the grid's extents -> rows (C, before + anchors + after): pixel (y, x)
+    of image n at ``before + (u*pitch + v)*N + n``, zeros everywhere else."""
+    c = planes.shape[0]
     rows = np.zeros((c, before + grid.anchors + after), dtype=planes.dtype)
-    cells = rows[:, before:before + grid.anchors].reshape(c, n, grid.pitch_h, grid.pitch_w)
-    cells[:, :, :h, :w] = planes
+    cells = rows[:, before:before + grid.anchors].reshape(c, grid.rows, grid.pitch, grid.images)
+    oriented = _oriented_planes(planes, grid)
+    cells[:, :oriented.shape[1], :oriented.shape[2]] = oriented
     return rows
 
 
 def from_grid_numpy(rows, grid, before, h, w):
     """The inverse of `to_grid_numpy`: rows (C, before + anchors + ...) -> planes (C, N, h, w), a contiguous copy."""
     c = rows.shape[0]
-    n = grid.anchors // (grid.pitch_h * grid.pitch_w)
-    cells = rows[:, before:before + grid.anchors].reshape(c, n, grid.pitch_h, grid.pitch_w)
-    return np.ascontiguousarray(cells[:, :, :h, :w])
+    cells = rows[:, before:before + grid.anchors].reshape(c, grid.rows, grid.pitch, grid.images)
+    extent_u, extent_v = grid.oriented(h, w)
+    cells = cells[:, :extent_u, :extent_v]  # (C, u, v, N)
+    return np.ascontiguousarray(cells.transpose(0, 3, 2, 1) if grid.transposed else cells.transpose(0, 3, 1, 2))
 
 
 @threaded_when_large
 @njit(parallel=True, cache=True)
-def _to_grid(planes, rows, pitch_h, pitch_w, before):
-    """Every value of ``rows`` written once: each channel's row walked left to right, plane values copied and
-    zeros filled in between (indexed directly: Inception's maps are small, and a view per image row costs more
-    than copying the row)."""
+def _to_grid(planes, rows, pitch, before, transposed):
+    """Each channel's row zeroed, then filled one grid row (u) at a time: for each image, the pixels of that row
+    read in order and written N values apart, into a stretch of ``pitch * N`` values that stays in the cache."""
     channels, images, h, w = planes.shape
-    length = rows.shape[1]
     zero = planes.dtype.type(0)
     for c in prange(channels):
-        for k in range(before):
-            rows[c, k] = zero
-        for n in range(images):
-            for y in range(pitch_h):
-                start = before + (n * pitch_h + y) * pitch_w
-                if y < h:
+        rows[c, :] = zero
+        if transposed:  # grid row u is image column x: each plane read in order, written across the channel's row
+            for n in range(images):
+                for y in range(h):
                     for x in range(w):
-                        rows[c, start + x] = planes[c, n, y, x]
-                    for x in range(w, pitch_w):
-                        rows[c, start + x] = zero
-                else:
-                    for x in range(pitch_w):
-                        rows[c, start + x] = zero
-        for k in range(before + images * pitch_h * pitch_w, length):
-            rows[c, k] = zero
+                        rows[c, before + (x * pitch + y) * images + n] = planes[c, n, y, x]
+        else:
+            for y in range(h):
+                for n in range(images):
+                    for x in range(w):
+                        rows[c, before + (y * pitch + x) * images + n] = planes[c, n, y, x]
 
 
 @threaded_when_large
 @njit(parallel=True, cache=True)
-def _from_grid(rows, planes, pitch_h, pitch_w, before):
+def _from_grid(rows, planes, pitch, before, transposed):
+    """The inverse walk of `_to_grid`: one grid row at a time, each image's pixels of it written in order."""
     channels, images, h, w = planes.shape
     for c in prange(channels):
-        for n in range(images):
+        if transposed:
+            for n in range(images):
+                for y in range(h):
+                    for x in range(w):
+                        planes[c, n, y, x] = rows[c, before + (x * pitch + y) * images + n]
+        else:
             for y in range(h):
-                start = before + (n * pitch_h + y) * pitch_w
-                for x in range(w):
-                    planes[c, n, y, x] = rows[c, start + x]
+                for n in range(images):
+                    for x in range(w):
+                        planes[c, n, y, x] = rows[c, before + (y * pitch + x) * images + n]
 
 
 def to_grid(planes, grid, before, after, scratch_name):
     """Numba version of `to_grid_numpy`, every value written once, into the reusable buffer ``scratch_name``
     (see `tinyinception.kernels.workspace`)."""
     c = planes.shape[0]
-    rows = workspace.scratch(scratch_name, (c, before + grid.anchors + after), planes.dtype)
-    _to_grid(np.ascontiguousarray(planes), rows, grid.pitch_h, grid.pitch_w, before)
+    rows = workspace.scratch_rows(scratch_name, c, before + grid.anchors + after, planes.dtype)
+    _to_grid(np.ascontiguousarray(planes), rows, grid.pitch, before, grid.transposed)
     return rows
 
 
 def from_grid(rows, grid, before, h, w):
     """Numba version of `from_grid_numpy`."""
-    c = rows.shape[0]
-    n = grid.anchors // (grid.pitch_h * grid.pitch_w)
-    planes = np.empty((c, n, h, w), dtype=rows.dtype)
-    _from_grid(rows, planes, grid.pitch_h, grid.pitch_w, before)
+    planes = np.empty((rows.shape[0], grid.images, h, w), dtype=rows.dtype)
+    _from_grid(rows, planes, grid.pitch, before, grid.transposed)
     return planes
 
 
@@ -245,12 +274,12 @@ def shifted_outer_products(grad_rows, grad_base, rows, base, offsets, anchors, o
 def forward(x_cnhw, taps, grid):
     """x_cnhw (C, N, H, W), taps (kh*kw, F, C) from `weight_taps` -> out (F, N, out_h, out_w), contiguous."""
     x_rows = to_grid(x_cnhw, grid, grid.before, grid.after, "conv_input_grid")
-    out_rows = workspace.scratch("conv_output_grid", (taps.shape[1], grid.anchors), x_cnhw.dtype)
+    out_rows = workspace.scratch_rows("conv_output_grid", taps.shape[1], grid.anchors, x_cnhw.dtype)
     if not grid.live:  # every tap reads padding only
         out_rows[...] = 0
     else:
         sum_of_shifted_products([taps[t] for t in grid.live], x_rows, grid.before,
-                                [grid.offsets[t] for t in grid.live], out_rows)
+                                [grid.offsets[t] for t in grid.live], out_rows[:, :grid.anchors])
     return from_grid(out_rows, grid, 0, grid.out_h, grid.out_w)
 
 
@@ -262,13 +291,13 @@ def grad_to_grid(grad_cnhw, grid):
 
 def backward_input(grad_rows, taps, grid, x_shape):
     """grad_rows from `grad_to_grid`, taps (kh*kw, F, C) -> grad_input (C, N, H, W), contiguous."""
-    grad_x_rows = workspace.scratch("conv_output_grid", (taps.shape[2], grid.anchors), grad_rows.dtype)
+    grad_x_rows = workspace.scratch_rows("conv_output_grid", taps.shape[2], grid.anchors, grad_rows.dtype)
     if not grid.live:
         grad_x_rows[...] = 0
     else:
         transposed = [taps[t].T for t in grid.live]  # (C, F) each: the adjoint reads at anchor - offset
         sum_of_shifted_products(transposed, grad_rows, grid.after, [-grid.offsets[t] for t in grid.live],
-                                grad_x_rows)
+                                grad_x_rows[:, :grid.anchors])
     _, _, h, w = x_shape
     return from_grid(grad_x_rows, grid, 0, h, w)
 

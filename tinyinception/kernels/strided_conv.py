@@ -8,10 +8,12 @@ input into its sh*sw "phases" (phase (a, b) holds the pixels at rows a, a + sh, 
 
 and output (y, x)'s tap (i, j) reads x_padded[y*sh + i*dh, x*sw + j*dw] = phase[a, b][y + i*dh // sh, x + j*dw // sw]
 with (a, b) = (i*dh % sh, j*dw % sw): an unstrided, shifted read of ONE phase image. Each channel's row holds its
-sh*sw phase images one after another (each a (N, phase_h, phase_w) block with phase_h = ceil((H + 2ph) / sh)),
-so tap (i, j) reads at ``anchor + offset`` with ``offset = phase*block + (i*dh // sh)*phase_w + j*dw // sw``, and
-the same sum of shifted products as for stride 1 computes the convolution (padding is stored as zeros here: the
-phase split copies the input once anyway). A 3x3 stride-2 kernel splits as 4 + 2 + 2 + 1 taps over the 4 phases.
+sh*sw phase images one after another (each a block of phase_h x phase_w pixels with the N images' values of a
+pixel side by side, as in `tinyinception.kernels.shifted_conv`; phase_h = ceil((H + 2ph) / sh)), so tap (i, j)
+reads at ``anchor + offset`` with ``offset = phase*block + ((i*dh // sh)*phase_w + j*dw // sw)*N``, and the same
+sum of shifted products as for stride 1 computes the convolution at the anchors of the first out_h rows (padding
+is stored as zeros here: the phase split copies the input once anyway). A 3x3 stride-2 kernel splits as
+4 + 2 + 2 + 1 taps over the 4 phases.
 
 Backward: the weight gradient is the same sum of outer products; the input gradient is computed phase by phase,
 each phase summing only its own taps, then put back in place (every input pixel lies in exactly one phase).
@@ -27,18 +29,23 @@ from .shifted_conv import from_grid, shifted_outer_products, sum_of_shifted_prod
 
 
 class PhaseGrid(NamedTuple):
-    """Geometry of the phase layout of an (N, C, H, W) input for one strided convolution."""
+    """Geometry of the phase layout of an (N, C, H, W) input for one strided convolution: pixel (u, v) of a phase
+    image of image n sits at ``phase * block + (u*pitch + v)*images + n`` (the batch innermost, as in
+    `tinyinception.kernels.shifted_conv.Grid`, whose layout functions read these fields too)."""
 
     stride: tuple  # (sh, sw): sh*sw phase images per channel
     padding: tuple  # (ph, pw), stored as zeros
-    pitch_h: int  # phase_h = ceil((H + 2ph) / sh): rows of every phase image
-    pitch_w: int  # phase_w = ceil((W + 2pw) / sw)
-    anchors: int  # N * phase_h * phase_w: one phase block; outputs are computed at these positions
-    offsets: tuple  # per tap (i, j), row-major: phase * anchors + shift
+    rows: int  # phase_h = ceil((H + 2ph) / sh): rows of every phase image
+    pitch: int  # phase_w = ceil((W + 2pw) / sw): values (pixels) per row
+    images: int  # N
+    block: int  # rows * pitch * images: one phase image of the whole batch
+    anchors: int  # out_h * pitch * images: outputs are computed at these positions (the first out_h rows)
+    offsets: tuple  # per tap (i, j), row-major: phase * block + shift
     tap_phases: tuple  # per tap: which phase it reads
     shifts: tuple  # per tap: where it reads inside its phase, relative to the anchor
     out_h: int
     out_w: int
+    transposed: bool = False  # rows run along y (for the shared layout functions)
 
     @property
     def phases(self):
@@ -59,85 +66,86 @@ def supports(kernel_size, stride, channels):
 def grid_geometry(x_shape, kernel_size, stride, padding, dilation):
     n, _, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
-    pitch_h, pitch_w = -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)
-    anchors = n * pitch_h * pitch_w
+    rows, pitch = -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)
+    block = rows * pitch * n
+    out_h = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    out_w = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     tap_phases, shifts = [], []
     for i in range(kh):
         for j in range(kw):
             tap_phases.append((i * dh % sh) * sw + j * dw % sw)
-            shifts.append((i * dh // sh) * pitch_w + j * dw // sw)
-    offsets = tuple(phase * anchors + shift for phase, shift in zip(tap_phases, shifts))
-    out_h = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    out_w = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    return PhaseGrid((sh, sw), (ph, pw), pitch_h, pitch_w, anchors, offsets, tuple(tap_phases), tuple(shifts),
-                     out_h, out_w)
+            shifts.append(((i * dh // sh) * pitch + j * dw // sw) * n)
+    offsets = tuple(phase * block + shift for phase, shift in zip(tap_phases, shifts))
+    return PhaseGrid((sh, sw), (ph, pw), rows, pitch, n, block, out_h * pitch * n, offsets, tuple(tap_phases),
+                     tuple(shifts), out_h, out_w)
 
 
 # --- the layout: (C, N, H, W) planes <-> phase rows ---------------------------------------------------------------
 def to_phase_grid_numpy(planes, grid):
-    """planes (C, N, H, W) -> rows (C, phases*anchors + after): phase (a, b) of every image, zeros in the padding."""
+    """planes (C, N, H, W) -> rows (C, phases*block + after): phase (a, b) of every image, zeros in the padding."""
     c, n, h, w = planes.shape
     (sh, sw), (ph, pw) = grid.stride, grid.padding
-    padded = np.zeros((c, n, grid.pitch_h * sh, grid.pitch_w * sw), dtype=planes.dtype)
+    padded = np.zeros((c, n, grid.rows * sh, grid.pitch * sw), dtype=planes.dtype)
     padded[:, :, ph:ph + h, pw:pw + w] = planes
-    rows = np.zeros((c, grid.phases * grid.anchors + grid.after), dtype=planes.dtype)
+    rows = np.zeros((c, grid.phases * grid.block + grid.after), dtype=planes.dtype)
     for a in range(sh):
         for b in range(sw):
-            phase = (a * sw + b) * grid.anchors
-            rows[:, phase:phase + grid.anchors] = padded[:, :, a::sh, b::sw].reshape(c, -1)
+            phase = (a * sw + b) * grid.block
+            rows[:, phase:phase + grid.block] = padded[:, :, a::sh, b::sw].transpose(0, 2, 3, 1).reshape(c, -1)
     return rows
 
 
 @threaded_when_large
 @njit(parallel=True, cache=True)
-def _to_phase_grid(planes, rows, sh, sw, ph, pw, pitch_h, pitch_w):
+def _to_phase_grid(planes, rows, sh, sw, ph, pw, grid_rows, pitch):
     channels, images, h, w = planes.shape
-    block = images * pitch_h * pitch_w
+    block = grid_rows * pitch * images
     zero = planes.dtype.type(0)
     for c in prange(channels):
         for a in range(sh):
             for b in range(sw):
                 phase = (a * sw + b) * block
-                for n in range(images):
-                    for u in range(pitch_h):
-                        y = u * sh + a - ph
-                        start = phase + (n * pitch_h + u) * pitch_w
-                        for v in range(pitch_w):
-                            x = v * sw + b - pw
-                            if 0 <= y < h and 0 <= x < w:
-                                rows[c, start + v] = planes[c, n, y, x]
-                            else:
-                                rows[c, start + v] = zero
+                for u in range(grid_rows):
+                    y = u * sh + a - ph
+                    for v in range(pitch):
+                        x = v * sw + b - pw
+                        start = phase + (u * pitch + v) * images
+                        if 0 <= y < h and 0 <= x < w:
+                            for n in range(images):
+                                rows[c, start + n] = planes[c, n, y, x]
+                        else:
+                            for n in range(images):
+                                rows[c, start + n] = zero
         for k in range(sh * sw * block, rows.shape[1]):
             rows[c, k] = zero
 
 
 @threaded_when_large
 @njit(parallel=True, cache=True)
-def _from_phase_grid(rows, planes, sh, sw, ph, pw, pitch_h, pitch_w):
+def _from_phase_grid(rows, planes, sh, sw, ph, pw, grid_rows, pitch):
     channels, images, h, w = planes.shape
-    block = images * pitch_h * pitch_w
+    block = grid_rows * pitch * images
     for c in prange(channels):
         for n in range(images):
             for y in range(h):
                 a, u = (y + ph) % sh, (y + ph) // sh
                 for x in range(w):
                     b, v = (x + pw) % sw, (x + pw) // sw
-                    planes[c, n, y, x] = rows[c, (a * sw + b) * block + (n * pitch_h + u) * pitch_w + v]
+                    planes[c, n, y, x] = rows[c, (a * sw + b) * block + (u * pitch + v) * images + n]
 
 
 def to_phase_grid(planes, grid, scratch_name):
     """Numba version of `to_phase_grid_numpy`, into the reusable buffer ``scratch_name``."""
-    rows = workspace.scratch(scratch_name, (planes.shape[0], grid.phases * grid.anchors + grid.after), planes.dtype)
-    _to_phase_grid(np.ascontiguousarray(planes), rows, *grid.stride, *grid.padding, grid.pitch_h, grid.pitch_w)
+    rows = workspace.scratch_rows(scratch_name, planes.shape[0], grid.phases * grid.block + grid.after, planes.dtype)
+    _to_phase_grid(np.ascontiguousarray(planes), rows, *grid.stride, *grid.padding, grid.rows, grid.pitch)
     return rows
 
 
 def from_phase_grid(rows, grid, x_shape):
-    """The input pixels of ``rows`` (C, phases*anchors ...) back in place: (C, N, H, W), contiguous."""
+    """The input pixels of ``rows`` (C, phases*block ...) back in place: (C, N, H, W), contiguous."""
     n, c, h, w = x_shape
     planes = np.empty((c, n, h, w), dtype=rows.dtype)
-    _from_phase_grid(rows, planes, *grid.stride, *grid.padding, grid.pitch_h, grid.pitch_w)
+    _from_phase_grid(rows, planes, *grid.stride, *grid.padding, grid.rows, grid.pitch)
     return planes
 
 
@@ -145,23 +153,24 @@ def from_phase_grid(rows, grid, x_shape):
 def forward(x_cnhw, taps, grid):
     """x_cnhw (C, N, H, W), taps (kh*kw, F, C) -> out (F, N, out_h, out_w), contiguous."""
     x_rows = to_phase_grid(x_cnhw, grid, "conv_input_grid")
-    out_rows = workspace.scratch("conv_output_grid", (taps.shape[1], grid.anchors), x_cnhw.dtype)
-    sum_of_shifted_products(taps, x_rows, 0, grid.offsets, out_rows)
+    out_rows = workspace.scratch_rows("conv_output_grid", taps.shape[1], grid.anchors, x_cnhw.dtype)
+    sum_of_shifted_products(taps, x_rows, 0, grid.offsets, out_rows[:, :grid.anchors])
     return from_grid(out_rows, grid, 0, grid.out_h, grid.out_w)
 
 
 def grad_to_grid(grad_cnhw, grid):
-    """grad_output (F, N, out_h, out_w) -> rows (F, after + anchors), zero off the real outputs."""
-    return to_grid(grad_cnhw, grid, grid.after, 0, "conv_grad_grid")
+    """grad_output (F, N, out_h, out_w) -> rows (F, after + block), zero off the real outputs (backward reads it at
+    every position of a phase block, minus a shift)."""
+    return to_grid(grad_cnhw, grid, grid.after, grid.block - grid.anchors, "conv_grad_grid")
 
 
 def backward_input(grad_rows, taps, grid, x_shape):
     """grad_rows from `grad_to_grid`, taps (kh*kw, F, C) -> grad_input (C, N, H, W): phase by phase, each the sum
     of its own taps' products read at ``anchor - shift``."""
     channels = taps.shape[2]
-    grad_phases = workspace.scratch("conv_output_grid", (channels, grid.phases * grid.anchors), grad_rows.dtype)
+    grad_phases = workspace.scratch_rows("conv_output_grid", channels, grid.phases * grid.block, grad_rows.dtype)
     for phase in range(grid.phases):
-        out_rows = grad_phases[:, phase * grid.anchors:(phase + 1) * grid.anchors]
+        out_rows = grad_phases[:, phase * grid.block:(phase + 1) * grid.block]
         own = [t for t, tap_phase in enumerate(grid.tap_phases) if tap_phase == phase]
         if not own:  # a kernel smaller than the stride never reads this phase
             out_rows[...] = 0
