@@ -37,6 +37,7 @@ All three loops run over chunks of anchors, taps innermost, so each output chunk
 while its taps accumulate into it. The definition these are tested against is im2col + one GEMM
 (`tinyinception.kernels.im2col`); `to_grid_numpy` / `from_grid_numpy` define the layout.
 """
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -87,8 +88,10 @@ def supports(kernel_size, stride, padding, dilation):
         pad <= dil * (k - 1) for k, pad, dil in zip(kernel_size, padding, dilation))
 
 
+@functools.lru_cache(maxsize=1024)
 def grid_geometry(x_shape, kernel_size, stride, padding, dilation):
-    """The `Grid` of a stride-1 convolution of an input of ``x_shape`` (N, C, H, W); pairs as in ``conv2d``."""
+    """The `Grid` of a stride-1 convolution of an input of ``x_shape`` (N, C, H, W); pairs as in ``conv2d``.
+    (Remembered per argument tuple: a network asks for the same few grids at every step.)"""
     if tuple(stride) != (1, 1):
         raise ValueError(f"shifted_conv: stride must be 1 (strided_conv handles {tuple(stride)})")
     n, _, h, w = x_shape
@@ -213,6 +216,11 @@ def weight_taps(weight):
     return np.ascontiguousarray(weight.transpose(2, 3, 0, 1)).reshape(kh * kw, f, c)
 
 
+def live_matrices(taps, live):
+    """taps (T, F, C) of the live taps only: ``taps`` itself when every tap is live, else a (small) copy."""
+    return taps if len(live) == len(taps) else taps[list(live)]
+
+
 def _chunks(total):
     """(start, stop) of equal blocks of at most CHUNK anchors (equal, so that no block is a thin remainder)."""
     count = -(-total // CHUNK)
@@ -237,7 +245,8 @@ def _thread_chunk(out_rows, inner):
 def sum_of_shifted_products(matrices, rows, base, offsets, out_rows):
     """out_rows[:, a] = sum over t of matrices[t] @ rows[:, base + offsets[t] + a], for every column a of out_rows.
 
-    matrices: kh*kw (M, K) matrices (views are fine: ``taps[t].T``), rows (K, ...), out_rows (M, A). Blocks of
+    matrices: kh*kw (M, K) matrices (a (T, M, K) array, e.g. ``taps`` or ``taps.transpose(0, 2, 1)``, or a list of
+    views), rows (K, ...), out_rows (M, A). Blocks of
     CHUNK columns, taps innermost: BLAS adds each tap into the block (beta=1) while it is still in the cache. On
     Numba's threads (`tinyinception.kernels.threaded_blas`) each thread takes its own range of anchors.
     """
@@ -278,7 +287,7 @@ def forward(x_cnhw, taps, grid):
     if not grid.live:  # every tap reads padding only
         out_rows[...] = 0
     else:
-        sum_of_shifted_products([taps[t] for t in grid.live], x_rows, grid.before,
+        sum_of_shifted_products(live_matrices(taps, grid.live), x_rows, grid.before,
                                 [grid.offsets[t] for t in grid.live], out_rows[:, :grid.anchors])
     return from_grid(out_rows, grid, 0, grid.out_h, grid.out_w)
 
@@ -295,7 +304,8 @@ def backward_input(grad_rows, taps, grid, x_shape):
     if not grid.live:
         grad_x_rows[...] = 0
     else:
-        transposed = [taps[t].T for t in grid.live]  # (C, F) each: the adjoint reads at anchor - offset
+        # (C, F) each: the adjoint reads at anchor - offset
+        transposed = live_matrices(taps, grid.live).transpose(0, 2, 1)
         sum_of_shifted_products(transposed, grad_rows, grid.after, [-grid.offsets[t] for t in grid.live],
                                 grad_x_rows[:, :grid.anchors])
     _, _, h, w = x_shape

@@ -19,6 +19,7 @@ Backward: the weight gradient is the same sum of outer products; the input gradi
 each phase summing only its own taps, then put back in place (every input pixel lies in exactly one phase).
 im2col (`tinyinception.kernels.im2col`) is the definition these are tested against.
 """
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -63,7 +64,10 @@ def supports(kernel_size, stride, channels):
     return stride != (1, 1) and kernel_size != (1, 1) and channels >= 16
 
 
+@functools.lru_cache(maxsize=1024)
 def grid_geometry(x_shape, kernel_size, stride, padding, dilation):
+    """The `PhaseGrid` of a strided convolution of an input of ``x_shape`` (N, C, H, W) (remembered, as
+    `shifted_conv.grid_geometry`)."""
     n, _, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
     rows, pitch = -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)
@@ -175,7 +179,7 @@ def backward_input(grad_rows, taps, grid, x_shape):
         if not own:  # a kernel smaller than the stride never reads this phase
             out_rows[...] = 0
             continue
-        sum_of_shifted_products([taps[t].T for t in own], grad_rows, grid.after,
+        sum_of_shifted_products(taps[own].transpose(0, 2, 1), grad_rows, grid.after,
                                 [-grid.shifts[t] for t in own], out_rows)
     return from_phase_grid(grad_phases, grid, x_shape)
 

@@ -268,17 +268,27 @@ def _readable(view):
     return True
 
 
-def shifted_sum(matrices, rows, starts, out_rows, chunk):
-    """out_rows[:, a] = sum over t of matrices[t] @ rows[:, starts[t] + a], for every column a of out_rows:
-    matrices (T views (M, K), all with one layout, e.g. ``taps[t]`` or ``taps[t].T``), rows (K, ...)."""
+def _matrix_addresses(matrices):
+    """((transpose flag, leading dimension), addresses) of T matrices of one layout: a list of 2-D views, or one
+    (T, M, K) array whose matrices lie ``strides[0]`` bytes apart (e.g. ``taps`` or ``taps.transpose(0, 2, 1)``;
+    the cheap form: no per-matrix view is made)."""
+    if isinstance(matrices, np.ndarray) and matrices.ndim == 3:
+        stride = matrices.strides[0]
+        return blas.operand(matrices[0], "matrices"), matrices.ctypes.data + stride * np.arange(len(matrices))
     layouts = {blas.operand(matrix, "matrices") for matrix in matrices}
     if len(layouts) != 1:
         raise ValueError(f"threaded_blas.shifted_sum: the matrices must share one layout, got {sorted(layouts)}")
-    (trans_m, ld_m), = layouts
+    return layouts.pop(), np.array([matrix.ctypes.data for matrix in matrices], dtype=np.int64)
+
+
+def shifted_sum(matrices, rows, starts, out_rows, chunk):
+    """out_rows[:, a] = sum over t of matrices[t] @ rows[:, starts[t] + a], for every column a of out_rows:
+    matrices (T views (M, K), all with one layout, e.g. ``taps[t]`` or ``taps[t].T``, or one (T, M, K) array),
+    rows (K, ...)."""
+    (trans_m, ld_m), addresses = _matrix_addresses(matrices)
     (m, k), anchors = matrices[0].shape, out_rows.shape[1]
     _, ld_rows = blas.operand(rows, "rows")
     _, ld_out = blas.operand(out_rows, "out_rows")
-    addresses = np.array([matrix.ctypes.data for matrix in matrices], dtype=np.int64)
     parts = _parts(2.0 * m * k * anchors * len(matrices))
     _keep_openblas_on_one_thread()
     kernel = _shifted_sum if parts > 1 else _shifted_sum_serial

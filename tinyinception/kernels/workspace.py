@@ -13,6 +13,8 @@ one Python thread, as the rest of the package does.
 
 `release()` frees all buffers (the memory benchmark calls it to measure a cold start).
 """
+import math
+
 import numpy as np
 
 _buffers = {}
@@ -21,7 +23,7 @@ _buffers = {}
 def scratch(name, shape, dtype):
     """An uninitialised C-contiguous array of ``shape``/``dtype`` backed by the reusable buffer ``name``."""
     dtype = np.dtype(dtype)
-    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    size = math.prod(shape) * dtype.itemsize
     buffer = _buffers.get(name)
     if buffer is None or buffer.size < size:
         _buffers.pop(name, None)  # drop the old one first, so that peak memory holds only the new one
