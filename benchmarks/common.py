@@ -105,10 +105,11 @@ def median_seconds(fn, repeats=7, warmup=2, min_time=MIN_SERIES_SECONDS):
 
 
 def gemm_share(fn):
-    """Fraction of one run of ``fn`` spent inside matrix products (``ti.profiler`` section "gemm")."""
+    """Fraction of one run of ``fn`` spent inside matrix products (``ti.profiler`` section "gemm", and "winograd":
+    Winograd's products fused with their transforms)."""
     with ti.profiler.profile() as profile:
         fn()
-    return profile.share("gemm")
+    return profile.share("gemm") + profile.share("winograd")
 
 
 def torch_or_none():

@@ -24,6 +24,7 @@ CASES = [
     ((2, 6, 5, 5), (4, 3, 1, 1), False, 1, 0, 1, 2),            # 1x1 with groups
     ((2, 3, 8, 7), (4, 3, 1, 1), True, 2, 0, 1, 1),             # 1x1 stride 2 goes through im2col
     ((1, 2, 5, 5), (3, 2, 5, 5), True, 1, 0, 1, 1),             # kernel as large as the input
+    ((2, 20, 5, 6), (24, 20, 3, 3), True, 1, 1, 1, 1),          # "same" 3x3, 20 -> 24: Winograd F(2x2, 3x3)
 ]
 
 
@@ -67,6 +68,19 @@ def test_conv2d_matches_torch_on_random_geometry(n, c_per_group, f_per_group, gr
     kwargs = dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups)
     check_parity(lambda x, wt, *b: F.conv2d(x, wt, b[0] if b else None, **kwargs),
                  lambda x, wt, *b: torch.nn.functional.conv2d(x, wt, b[0] if b else None, **kwargs), shapes,
+                 rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.torch
+@HYPOTHESIS_SETTINGS
+@given(n=st.integers(1, 3), c=st.integers(20, 28), f=st.integers(20, 28), h=st.integers(4, 11),
+       w=st.integers(4, 11), bias=st.booleans())
+def test_winograd_convolutions_match_torch(n, c, f, h, w, bias):
+    """The "same" 3x3 convolutions that run as Winograd F(2x2, 3x3) on the Numba path (even and odd sizes)."""
+    torch = pytest.importorskip("torch")
+    shapes = [(n, c, h, w), (f, c, 3, 3)] + ([(f,)] if bias else [])
+    check_parity(lambda x, wt, *b: F.conv2d(x, wt, b[0] if b else None, padding=1),
+                 lambda x, wt, *b: torch.nn.functional.conv2d(x, wt, b[0] if b else None, padding=1), shapes,
                  rtol=1e-4, atol=1e-4)
 
 

@@ -47,7 +47,8 @@ def test_strided_conv_matches_im2col(kernel, stride, padding, dilation, dtype):
     taps = shifted_conv.weight_taps(weight)
     out = strided_conv.forward(x_cnhw, taps, grid)
     grad_rows = strided_conv.grad_to_grid(grad_cnhw, grid)
-    grad_x = strided_conv.backward_input(grad_rows, taps, grid, x.shape)
+    grad_x = strided_conv.backward_input(grad_cnhw, taps, grid, x.shape)  # lays the gradient out itself
+    np.testing.assert_array_equal(grad_x, strided_conv.backward_input(grad_cnhw, taps, grid, x.shape, grad_rows))
     grad_weight = strided_conv.backward_weight(grad_rows, x_cnhw, grid, weight.shape)
     rtol, atol = (1e-5, 1e-4) if dtype == np.float32 else (1e-12, 1e-11)
     np.testing.assert_allclose(out, expected_out, rtol=rtol, atol=atol, err_msg="out")

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..autograd import Function
 from .. import backend, kernels
-from ..kernels import blas, layout, shifted_conv, strided_conv, threaded_blas, workspace
+from ..kernels import blas, layout, shifted_conv, strided_conv, threaded_blas, winograd, workspace
 from ..profiler import section
 from ._windows import check_nchw, output_size, pair
 
@@ -60,6 +60,9 @@ class Conv2d(Function):
         self.pointwise = _is_pointwise((kh, kw), stride, padding, dilation)
         self.channel_major = _uses_channel_major(x, groups)
         products = tap_products(x.shape[1], (kh, kw), stride, padding, dilation, groups)
+        if products is shifted_conv and winograd.supports((kh, kw), stride, padding, dilation, x.shape[1], f,
+                                                          x.shape[2:]):
+            products = winograd
         self.products = products if self.channel_major and blas.available(x.dtype) else None
         if self.shifted:
             out = self._forward_shifted(x, weight)
@@ -98,13 +101,14 @@ class Conv2d(Function):
         return layout.from_channel_major(self.products.forward(x_cnhw, taps, self.grid))
 
     def _backward_shifted(self, grad_output):
-        grad_rows = self.products.grad_to_grid(layout.channel_major(grad_output), self.grid)
-        grad_x = grad_weight = None
+        grad_cnhw = layout.channel_major(grad_output)
+        grad_x = grad_weight = grad_rows = None
         if self.needs_input_grad[1]:
+            grad_rows = self.products.grad_to_grid(grad_cnhw, self.grid)
             grad_weight = self.products.backward_weight(grad_rows, self.saved, self.grid, self.weight_shape)
         if self.needs_input_grad[0]:
             grad_x = layout.from_channel_major(
-                self.products.backward_input(grad_rows, self.taps, self.grid, self.x_shape))
+                self.products.backward_input(grad_cnhw, self.taps, self.grid, self.x_shape, grad_rows))
         return grad_x, grad_weight
 
     # --- channel-major: one GEMM for the whole batch -----------------------------------------------------------

@@ -298,8 +298,11 @@ def grad_to_grid(grad_cnhw, grid):
     return to_grid(grad_cnhw, grid, grid.after, grid.before, "conv_grad_grid")
 
 
-def backward_input(grad_rows, taps, grid, x_shape):
-    """grad_rows from `grad_to_grid`, taps (kh*kw, F, C) -> grad_input (C, N, H, W), contiguous."""
+def backward_input(grad_cnhw, taps, grid, x_shape, grad_rows=None):
+    """grad_output (F, N, out_h, out_w) channel-major, taps (kh*kw, F, C) -> grad_input (C, N, H, W), contiguous.
+    grad_rows: the gradient already laid out by `grad_to_grid` (the weight gradient's), or None."""
+    if grad_rows is None:
+        grad_rows = grad_to_grid(grad_cnhw, grid)
     grad_x_rows = workspace.scratch_rows("conv_output_grid", taps.shape[2], grid.anchors, grad_rows.dtype)
     if not grid.live:
         grad_x_rows[...] = 0

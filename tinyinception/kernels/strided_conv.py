@@ -99,43 +99,46 @@ def to_phase_grid_numpy(planes, grid):
     return rows
 
 
+@njit(cache=True)
+def _column_offsets(w, sw, pw, block, images):
+    """Where column x of a plane goes in its channel's phase row: its phase block plus its column (N values each)."""
+    column_at = np.empty(w, dtype=np.int64)
+    for x in range(w):
+        column_at[x] = ((x + pw) % sw) * block + ((x + pw) // sw) * images
+    return column_at
+
+
 @threaded_when_large
 @njit(parallel=True, cache=True)
 def _to_phase_grid(planes, rows, sh, sw, ph, pw, grid_rows, pitch):
+    """Each channel's row zeroed, then each plane row y copied in order into its phase row (the places of the
+    columns worked out once, `_column_offsets`, so no division is left in the inner loop)."""
     channels, images, h, w = planes.shape
     block = grid_rows * pitch * images
+    column_at = _column_offsets(w, sw, pw, block, images)
     zero = planes.dtype.type(0)
     for c in prange(channels):
-        for a in range(sh):
-            for b in range(sw):
-                phase = (a * sw + b) * block
-                for u in range(grid_rows):
-                    y = u * sh + a - ph
-                    for v in range(pitch):
-                        x = v * sw + b - pw
-                        start = phase + (u * pitch + v) * images
-                        if 0 <= y < h and 0 <= x < w:
-                            for n in range(images):
-                                rows[c, start + n] = planes[c, n, y, x]
-                        else:
-                            for n in range(images):
-                                rows[c, start + n] = zero
-        for k in range(sh * sw * block, rows.shape[1]):
-            rows[c, k] = zero
+        rows[c, :] = zero
+        for y in range(h):
+            row_at = ((y + ph) % sh) * sw * block + ((y + ph) // sh) * pitch * images
+            for n in range(images):
+                for x in range(w):
+                    rows[c, row_at + column_at[x] + n] = planes[c, n, y, x]
 
 
 @threaded_when_large
 @njit(parallel=True, cache=True)
 def _from_phase_grid(rows, planes, sh, sw, ph, pw, grid_rows, pitch):
+    """Row y of every plane read from its phase rows (the inverse walk of `_to_phase_grid`)."""
     channels, images, h, w = planes.shape
     block = grid_rows * pitch * images
+    column_at = _column_offsets(w, sw, pw, block, images)
     for c in prange(channels):
-        for n in range(images):
-            for y in range(h):
-                a, u = (y + ph) % sh, (y + ph) // sh
+        for y in range(h):
+            row_at = ((y + ph) % sh) * sw * block + ((y + ph) // sh) * pitch * images
+            for n in range(images):
                 for x in range(w):
-                    b, v = (x + pw) % sw, (x + pw) // sw
-                    planes[c, n, y, x] = rows[c, (a * sw + b) * block + (u * pitch + v) * images + n]
+                    planes[c, n, y, x] = rows[c, row_at + column_at[x] + n]
 
 
 def to_phase_grid(planes, grid, scratch_name):
@@ -168,9 +171,12 @@ def grad_to_grid(grad_cnhw, grid):
     return to_grid(grad_cnhw, grid, grid.after, grid.block - grid.anchors, "conv_grad_grid")
 
 
-def backward_input(grad_rows, taps, grid, x_shape):
-    """grad_rows from `grad_to_grid`, taps (kh*kw, F, C) -> grad_input (C, N, H, W): phase by phase, each the sum
-    of its own taps' products read at ``anchor - shift``."""
+def backward_input(grad_cnhw, taps, grid, x_shape, grad_rows=None):
+    """grad_output (F, N, out_h, out_w) channel-major, taps (kh*kw, F, C) -> grad_input (C, N, H, W): phase by phase,
+    each the sum of its own taps' products read at ``anchor - shift``. grad_rows: the gradient already laid out by
+    `grad_to_grid` (the weight gradient's), or None."""
+    if grad_rows is None:
+        grad_rows = grad_to_grid(grad_cnhw, grid)
     channels = taps.shape[2]
     grad_phases = workspace.scratch_rows("conv_output_grid", channels, grid.phases * grid.block, grad_rows.dtype)
     for phase in range(grid.phases):

@@ -1,0 +1,124 @@
+"""Winograd's F(2x2, 3x3) convolution (kernels/winograd.py) equals im2col + GEMM, forward and input gradient."""
+import importlib
+
+import numpy as np
+import pytest
+
+import tinyinception as ti
+import tinyinception.functional as F
+from tinyinception.kernels import blas, layout, shifted_conv, threaded_blas, winograd
+
+im2col_module = importlib.import_module("tinyinception.kernels.im2col")  # the module, not the function
+needs_pool = pytest.mark.skipif(not threaded_blas.available(), reason="products on Numba's threads unavailable")
+
+SAME = ((3, 3), (1, 1), (1, 1), (1, 1))  # kernel, stride, padding, dilation of every convolution here
+
+
+def _random(shape, dtype, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _reference(x_cnhw, weight, grad_cnhw):
+    """im2col + one GEMM in float64: out (F, N, H, W), grad_x (C, N, H, W)."""
+    x = x_cnhw.transpose(1, 0, 2, 3).astype(np.float64)
+    f, n, h, w = grad_cnhw.shape
+    geometry = SAME + ((h, w),)
+    cols = im2col_module.im2col_channel_major_numpy(x, *geometry)
+    matrix = weight.reshape(f, -1).astype(np.float64)
+    out = (matrix @ cols).reshape(f, n, h, w)
+    grad_x = im2col_module.col2im_channel_major_numpy(matrix.T @ grad_cnhw.reshape(f, -1).astype(np.float64),
+                                                      x.shape, *geometry)
+    return out, grad_x.transpose(1, 0, 2, 3)
+
+
+def test_one_tile_by_hand():
+    """The algorithm on one 4x4 patch: A^T [(G g G^T) * (B^T d B)] A is the 2x2 "valid" convolution of the patch."""
+    rng = np.random.default_rng(0)
+    d, g = rng.standard_normal((4, 4)), rng.standard_normal((3, 3))
+    direct = np.array([[np.sum(d[y:y + 3, x:x + 3] * g) for x in range(2)] for y in range(2)])
+    u, v = winograd.G @ g @ winograd.G.T, winograd.B_T @ d @ winograd.B_T.T
+    np.testing.assert_allclose(winograd.A_T @ (u * v) @ winograd.A_T.T, direct, rtol=1e-13, atol=1e-13)
+    # 16 multiplications instead of 36; the pairs table describes B^T
+    b_t = np.zeros((4, 4))
+    for a, ((first, second), sign) in enumerate(zip(winograd.PAIRS, winograd.SIGNS)):
+        b_t[a, first], b_t[a, second] = 1, sign
+    np.testing.assert_array_equal(b_t, winograd.B_T)
+
+
+@needs_pool
+def test_transform_weight_is_g_g_gt_per_filter_and_channel():
+    weight = _random((5, 4, 3, 3), np.float64)
+    u = winograd.transform_weight(shifted_conv.weight_taps(weight))
+    expected = np.einsum("ai,fcij,bj->abfc", winograd.G, weight, winograd.G).reshape(16, 5, 4)
+    np.testing.assert_allclose(u, expected, rtol=1e-14, atol=1e-14)
+    taps = shifted_conv.weight_taps(weight)
+    np.testing.assert_array_equal(winograd.flipped_taps(taps)[0], taps[8].T)  # tap (0, 0) of the flip is (2, 2)
+
+
+def test_pays_where_the_products_saved_outweigh_the_transforms():
+    assert winograd.pays(16, 32) and winograd.pays(96, 128) and winograd.pays(32, 32)
+    assert not winograd.pays(32, 16) and not winograd.pays(16, 16) and not winograd.pays(8, 8)
+
+
+@needs_pool
+@pytest.mark.parametrize("n, c, f, h, w", [(2, 8, 8, 4, 4), (3, 16, 12, 5, 7), (1, 9, 20, 9, 8), (2, 16, 32, 17, 17),
+                                           (4, 8, 8, 6, 11)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("columns_in_cache", [winograd.COLUMNS_IN_CACHE, 100])  # 100: many blocks, short ones
+def test_matches_im2col(n, c, f, h, w, dtype, columns_in_cache, monkeypatch):
+    monkeypatch.setattr(winograd, "COLUMNS_IN_CACHE", columns_in_cache)
+    x_cnhw, weight, grad_cnhw = _random((c, n, h, w), dtype), _random((f, c, 3, 3), dtype, 1), \
+        _random((f, n, h, w), dtype, 2)
+    expected_out, expected_grad_x = _reference(x_cnhw, weight, grad_cnhw)
+    taps = shifted_conv.weight_taps(weight)
+    grid = winograd.grid_geometry((n, c, h, w), *SAME)
+    out = winograd.convolve(x_cnhw, winograd.transform_weight(taps))
+    grad_x = winograd.convolve(grad_cnhw, winograd.transform_weight(winograd.flipped_taps(taps)))
+    # through the products interface (Winograd where it pays, shifted products elsewhere): the same results
+    np.testing.assert_allclose(winograd.forward(x_cnhw, taps, grid), out, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(winograd.backward_input(grad_cnhw, taps, grid, (n, c, h, w)), grad_x, rtol=1e-5,
+                               atol=1e-5)
+    # float32: the transforms' rounding stays within a few units of the sums' own (measured 2-5e-7 of the largest)
+    tolerance = 2e-6 if dtype == np.float32 else 1e-13
+    for name, got, expected in [("out", out, expected_out), ("grad_x", grad_x, expected_grad_x)]:
+        assert got.dtype == np.dtype(dtype) and got.flags.c_contiguous, name
+        np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance * np.abs(expected).max(), err_msg=name)
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation, channels, out_channels, size, supported", [
+    ((3, 3), (1, 1), (1, 1), (1, 1), 16, 32, (28, 28), True),
+    ((3, 3), (1, 1), (1, 1), (1, 1), 4, 32, (28, 28), False),  # too few channels for the 16 products
+    ((3, 3), (1, 1), (1, 1), (1, 1), 32, 16, (28, 28), True),  # pays for the input gradient (16 -> 32)
+    ((3, 3), (1, 1), (1, 1), (1, 1), 16, 32, (3, 8), False),  # maps smaller than 4x4
+    ((3, 3), (1, 1), (0, 0), (1, 1), 16, 32, (28, 28), False),  # "valid": shifted products
+    ((3, 3), (2, 2), (1, 1), (1, 1), 16, 32, (28, 28), False),
+    ((3, 3), (1, 1), (2, 2), (2, 2), 16, 32, (28, 28), False),
+    ((1, 3), (1, 1), (0, 1), (1, 1), 16, 32, (28, 28), False),
+])
+def test_supports(kernel, stride, padding, dilation, channels, out_channels, size, supported):
+    assert winograd.supports(kernel, stride, padding, dilation, channels, out_channels, size) is supported
+
+
+@needs_pool
+def test_conv2d_uses_winograd_for_same_3x3_convolutions_and_agrees_with_the_numpy_path():
+    x = _random((2, 24, 6, 7), np.float32)
+    weight = _random((32, 24, 3, 3), np.float32, 1)
+    results = {}
+    for kernels in ("numba", "numpy"):
+        with ti.using_kernels(kernels):
+            xt = ti.Tensor(layout.from_channel_major(layout.channel_major(x)) if kernels == "numba" else x,
+                           requires_grad=True)
+            wt = ti.Tensor(weight, requires_grad=True)
+            out = F.conv2d(xt, wt, padding=1)
+            if kernels == "numba":
+                assert out.grad_fn.products is winograd
+            out.backward(ti.Tensor(np.ones(out.shape, np.float32)))
+            results[kernels] = (out.numpy(), xt.grad, wt.grad)  # .grad: NumPy arrays
+    for name, ours, reference in zip(("out", "grad_x", "grad_weight"), results["numba"], results["numpy"]):
+        # float32 sums of 216 products each, in different orders: compared relative to the largest value
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=2e-6 * np.abs(reference).max(), err_msg=name)
+    with ti.using_kernels("numba"):
+        few = F.conv2d(ti.Tensor(_random((2, 3, 6, 7), np.float32), requires_grad=True),
+                       ti.Tensor(_random((4, 3, 3, 3), np.float32)),
+                       padding=1)
+        assert few.grad_fn.products is (shifted_conv if blas.available() else None)

@@ -1,0 +1,216 @@
+"""Winograd's minimal filtering F(2x2, 3x3): a 3x3 "same" convolution with 2.25x fewer multiplications.
+
+A 3x3 convolution computes each 2x2 block of outputs ("tile") from a 4x4 patch of the input, with 2*2*9 = 36
+multiply-adds per channel pair. Winograd's algorithm (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+Networks", 2016) gets the same four outputs from 16 products: transform the patch d and the 3x3 kernel g,
+
+    V = B^T d B  (4x4, additions only)        U = G g G^T  (4x4, once per weight)
+    out_tile = A^T (U * V) A                   (2x2, additions only; * is elementwise)
+
+with the small constant matrices below. Summed over the input channels, the elementwise products become 16 matrix
+products, one per position k of the 4x4 transform:
+
+    M_k (F, tiles) = U_k (F, C) @ V_k (C, tiles)
+
+so a convolution's multiply-adds drop from 36 to 16 per tile and channel pair (2.25x), and the matrix products keep
+the long inner dimension C that BLAS likes. The price is the two transforms (additions, memory-bound), which `pays`
+weighs against the products saved, and a little float32 rounding (the transforms are exact in binary except the 1/2
+in G; measured: 2-5e-7 of the largest output, about the direct sum's own).
+
+Layout: the input is laid out as a phase grid of `tinyinception.kernels.strided_conv` with column stride 2 (each
+channel one flat row holding the padded map's even columns, then its odd columns, the N images' values of a pixel
+side by side). Patch value (i, j) of the tiles (ty, tx) of one tile row then lies, over (tx, n), in ONE contiguous
+run, so each of the 16 transformed values of a block of tiles is one long loop over 4 runs, which LLVM turns into
+vector instructions. Each thread takes blocks of tiles (part of one tile row): it transforms their patches into
+V (16, C, tiles), runs the 16 products into M (16, F, tiles) with single-threaded BLAS (`threaded_blas`'s compiled
+call), and writes the output tiles into an output phase grid, while the block's V and M are still in its cache; one
+copy (`strided_conv.from_phase_grid`) puts the outputs in place.
+
+Backward: the input gradient of a "same" 3x3 convolution is the "same" 3x3 convolution of the output gradient with
+the kernel flipped and its channel axes swapped, so it runs through the same code (where it pays: from F to C
+channels). The weight gradient stays with the shifted outer products. The definition these are tested against is im2col + GEMM (`tinyinception.kernels.im2col`).
+"""
+import numpy as np
+
+from . import blas, shifted_conv, strided_conv, threaded_blas, workspace
+from ..profiler import section
+from ._numba import njit, numba_threads, prange, serial_twin
+from .threaded_blas import _block, _gemm
+
+B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)  # input transform
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)  # kernel transform
+A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)  # output transform
+MIN_SIZE = 4  # on maps smaller than 4x4 most of a tile is padding (and dead taps make shifted products cheap)
+COLUMNS_IN_CACHE = 1 << 14  # a block's V and M together hold about this many values per transform position
+
+
+def supports(kernel_size, stride, padding, dilation, channels, out_channels, size):
+    """3x3, stride 1, padding 1, no dilation, a map of at least 4x4, and Winograd pays forward or backward."""
+    return (kernel_size == (3, 3) and stride == (1, 1) and padding == (1, 1) and dilation == (1, 1)
+            and min(size) >= MIN_SIZE and (pays(channels, out_channels) or pays(out_channels, channels)))
+
+
+def pays(channels, out_channels):
+    """True where a Winograd convolution from ``channels`` to ``out_channels`` beats the shifted products. Per output
+    pixel it saves 2*C*F*(9 - 4) flops of products (~0.024 ns per C*F at ~420 GFLOP/s) and costs its transforms:
+    measured on 2 cores, ~0.35 ns per input channel (4 values of V, each from 4 reads) and ~0.125 ns per output
+    channel. So: C*F > 15*C + 5*F (16->32 forward pays by ~10%, its 32->16 input gradient does not)."""
+    return channels * out_channels > 15 * channels + 5 * out_channels
+
+
+def transform_weight(taps):
+    """taps (9, F, C) (`shifted_conv.weight_taps`) -> U (16, F, C), U[4a + b] = (G g G^T)[a, b]: one small
+    matrix product, kron(G, G) (16, 9) @ taps (9, F*C)."""
+    nine, f, c = taps.shape
+    kron = np.kron(G, G).astype(taps.dtype)
+    u = np.empty((16, f, c), dtype=taps.dtype)
+    threaded_blas.matmul(kron, taps.reshape(nine, f * c), out=u.reshape(16, f * c))
+    return u
+
+
+def flipped_taps(taps):
+    """The taps of the input gradient's convolution: kernel flipped (tap t -> 8 - t), channel axes swapped:
+    (9, F, C) -> (9, C, F), contiguous."""
+    return np.ascontiguousarray(taps[::-1].transpose(0, 2, 1))
+
+
+def tile_grids(x_shape):
+    """The layouts of one convolution: (input grid, output grid, tiles_h, tiles_w), both `strided_conv.PhaseGrid`s
+    with column stride 2 (each channel's row holds the map's even columns, then its odd columns, the N images'
+    values of a pixel side by side). The input grid is padded by 1 and has rows and columns enough for every
+    tile's 4x4 patch (a tile row further at the bottom when H is odd); the output grid holds 2*tiles_h rows."""
+    n, _, h, w = x_shape
+    tiles_h, tiles_w = -(-h // 2), -(-w // 2)
+    return _phase_grid(n, 2 * tiles_h + 2, tiles_w + 1, (1, 1)), _phase_grid(n, 2 * tiles_h, tiles_w, (0, 0)), \
+        tiles_h, tiles_w
+
+
+def _phase_grid(images, rows, pitch, padding):
+    """A column-stride-2 `strided_conv.PhaseGrid` of ``rows`` x ``pitch`` pixels per phase (no taps: only its
+    layout functions are used; every read stays inside the phase blocks, so no zeros are needed after them)."""
+    block = rows * pitch * images
+    return strided_conv.PhaseGrid((1, 2), padding, rows, pitch, images, block, block, (0,), (0,), (0,),
+                                  rows, 2 * pitch)
+
+
+def convolve(x_cnhw, u):
+    """x_cnhw (C, N, H, W), u (16, F, C) from `transform_weight` -> out (F, N, H, W), contiguous: the 3x3 "same"
+    convolution (padding 1)."""
+    c, n, h, w = x_cnhw.shape
+    f = u.shape[1]
+    in_grid, out_grid, tiles_h, tiles_w = tile_grids((n, c, h, w))
+    x_rows = strided_conv.to_phase_grid(x_cnhw, in_grid, "winograd_input")
+    out_rows = workspace.scratch_rows("winograd_output", f, 2 * out_grid.block, x_cnhw.dtype)
+    per_block = max(1, min(tiles_w, COLUMNS_IN_CACHE // (c + f) // n))  # tile columns per block (one tile row)
+    blocks = tiles_h * -(-tiles_w // per_block)
+    threads = max(1, min(numba_threads(), blocks))
+    columns = per_block * n
+    v = workspace.scratch("winograd_v", (threads, 16, c, columns), x_cnhw.dtype)
+    m = workspace.scratch("winograd_m", (threads, 16, f, columns), x_cnhw.dtype)
+    s = workspace.scratch("winograd_s", (threads, 8, columns), x_cnhw.dtype)
+    _, ld_u = blas.operand(u[0], "u")
+    threaded_blas._keep_openblas_on_one_thread()
+    kernel = _winograd if threads > 1 else _winograd_serial
+    with section("winograd"):  # the 16 products and their transforms, fused
+        kernel(x_rows.itemsize, x_rows, in_grid.block, in_grid.pitch, u.ctypes.data, ld_u, out_rows, out_grid.block,
+               out_grid.pitch, tiles_h, tiles_w, per_block, n, v, m, s)
+    return strided_conv.from_phase_grid(out_rows, out_grid, (n, f, h, w))
+
+
+# --- the products interface of `tinyinception.kernels.shifted_conv` (see `functional.conv.Conv2d`) ----------------
+grid_geometry = shifted_conv.grid_geometry  # the weight gradient's layout: shifted outer products
+grad_to_grid = shifted_conv.grad_to_grid
+backward_weight = shifted_conv.backward_weight
+
+
+def forward(x_cnhw, taps, grid):
+    """x_cnhw (C, N, H, W), taps (9, F, C) from `shifted_conv.weight_taps` -> out (F, N, H, W), contiguous.
+    (By shifted products where Winograd does not pay, see `pays`.)"""
+    _, f, c = taps.shape
+    if not pays(c, f):
+        return shifted_conv.forward(x_cnhw, taps, grid)
+    return convolve(x_cnhw, transform_weight(taps))
+
+
+def backward_input(grad_cnhw, taps, grid, x_shape, grad_rows=None):
+    """grad_output (F, N, H, W) channel-major, taps (9, F, C) -> grad_input (C, N, H, W): the "same" convolution of
+    the gradient with the flipped, channel-swapped kernel; by shifted products (on ``grad_rows`` when given) where
+    Winograd from F to C channels does not pay."""
+    _, f, c = taps.shape
+    if not pays(f, c):
+        return shifted_conv.backward_input(grad_cnhw, taps, grid, x_shape, grad_rows)
+    return convolve(grad_cnhw, transform_weight(flipped_taps(taps)))
+
+
+# B^T has two nonzero entries per row: row a combines patch rows (or columns) PAIRS[a] as  first + SIGNS[a] * second
+PAIRS = np.array([[0, 2], [1, 2], [2, 1], [1, 3]], dtype=np.int64)
+SIGNS = np.array([-1.0, 1.0, -1.0, -1.0])
+
+
+@njit(cache=True)
+def _input_transform(row, block, pitch, images, ty, tx0, columns, v, c):
+    """v[:, c, :columns] = B^T d B for the patches of tile row ty, tile columns tx0, tx0 + 1, ...: patch value
+    (i, j) of tile column tx, image n sits in the input phase grid at
+    ``(j % 2)*block + ((2ty + i)*pitch + j // 2 + tx)*N + n``, so over the block's (tx, n) it is one contiguous run
+    of ``columns`` values, and each of the 16 outputs is one long loop over 4 such runs (LLVM runs it as vector
+    lanes; indices are unsigned, so Numba emits no negative-index wraparound that would stop that)."""
+    for a in range(4):
+        i1, i2, sign_a = PAIRS[a, 0], PAIRS[a, 1], SIGNS[a]
+        for b in range(4):
+            j1, j2, sign_b = PAIRS[b, 0], PAIRS[b, 1], SIGNS[b]
+            at11 = np.uint64((j1 % 2) * block + ((2 * ty + i1) * pitch + j1 // 2 + tx0) * images)
+            at12 = np.uint64((j2 % 2) * block + ((2 * ty + i1) * pitch + j2 // 2 + tx0) * images)
+            at21 = np.uint64((j1 % 2) * block + ((2 * ty + i2) * pitch + j1 // 2 + tx0) * images)
+            at22 = np.uint64((j2 % 2) * block + ((2 * ty + i2) * pitch + j2 // 2 + tx0) * images)
+            target = v[4 * a + b, c]
+            for q in range(columns):
+                k = np.uint64(q)
+                target[k] = (row[at11 + k] + sign_b * row[at12 + k]) + sign_a * (row[at21 + k] + sign_b * row[at22 + k])
+
+
+@njit(cache=True)
+def _output_transform(m, f, s, row, block, pitch, images, ty, tx0, columns):
+    """The 2x2 output tiles A^T M A of filter f for the block's (tx, n), from m[:, f, :columns], written into the
+    output phase grid ``row``: output (2ty + a, 2tx + b) of image n at ``b*block + ((2ty + a)*pitch + tx)*N + n``
+    (contiguous over the block's (tx, n) again). s (8, columns): the row pass A^T M."""
+    for j in range(4):
+        upper, lower = s[j], s[4 + j]
+        m0, m1, m2, m3 = m[j, f], m[4 + j, f], m[8 + j, f], m[12 + j, f]
+        for q in range(columns):
+            upper[q] = m0[q] + m1[q] + m2[q]
+            lower[q] = m1[q] - m2[q] - m3[q]
+    for a in range(2):
+        s0, s1, s2, s3 = s[4 * a], s[4 * a + 1], s[4 * a + 2], s[4 * a + 3]
+        even = np.uint64(((2 * ty + a) * pitch + tx0) * images)
+        odd = even + np.uint64(block)
+        for q in range(columns):
+            k = np.uint64(q)
+            row[even + k] = s0[q] + s1[q] + s2[q]
+            row[odd + k] = s1[q] - s2[q] - s3[q]
+
+
+@njit(parallel=True, cache=True)
+def _winograd(itemsize, x_rows, in_block, in_pitch, u, ld_u, out_rows, out_block, out_pitch, tiles_h, tiles_w,
+              per_block, images, v_all, m_all, s_all):
+    """Every thread: its share of the blocks (``per_block`` tile columns of one tile row); per block the input
+    transform into v, the 16 products into m, the output transform into out_rows (see the module docstring)."""
+    channels, filters = x_rows.shape[0], out_rows.shape[0]
+    blocks_per_row = -(-tiles_w // per_block)
+    threads = v_all.shape[0]
+    for part in prange(threads):
+        v, m, s = v_all[part], m_all[part], s_all[part]
+        first, count = _block(part, threads, tiles_h * blocks_per_row)
+        for b in range(first, first + count):
+            ty, tx0 = b // blocks_per_row, (b % blocks_per_row) * per_block
+            columns = (min(tx0 + per_block, tiles_w) - tx0) * images
+            for c in range(channels):  # V = B^T d B
+                _input_transform(x_rows[c], in_block, in_pitch, images, ty, tx0, columns, v, c)
+            for k in range(16):  # M_k (F, columns) = U_k (F, C) @ V_k (C, columns)
+                _gemm(itemsize, blas.NO_TRANS, blas.NO_TRANS, filters, columns, channels,
+                      u + k * filters * ld_u * itemsize, ld_u, v[k].ctypes.data, v.shape[2], 0.0,
+                      m[k].ctypes.data, m.shape[2])
+            for f in range(filters):  # out_tile = A^T M A
+                _output_transform(m, f, s, out_rows[f], out_block, out_pitch, images, ty, tx0, columns)
+
+
+_winograd_serial = serial_twin(_winograd)  # small convolutions: one block, no parallel region
