@@ -1,5 +1,8 @@
 """Winograd's F(2x2, 3x3) convolution (kernels/winograd.py) equals im2col + GEMM, forward and input gradient."""
 import importlib
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -122,3 +125,28 @@ def test_conv2d_uses_winograd_for_same_3x3_convolutions_and_agrees_with_the_nump
                        ti.Tensor(_random((4, 3, 3, 3), np.float32)),
                        padding=1)
         assert few.grad_fn.products is (shifted_conv if blas.available() else None)
+
+
+_WITHOUT_POOL = """
+import numpy as np
+import tinyinception as ti
+import tinyinception.functional as F
+from tinyinception.kernels import layout, shifted_conv, threaded_blas
+x = np.random.default_rng(0).standard_normal((24, 2, 8, 8)).astype(np.float32)
+xt = ti.Tensor(layout.from_channel_major(x), requires_grad=True)
+out = F.conv2d(xt, ti.Tensor(np.ones((32, 24, 3, 3), np.float32)), padding=1)
+products = out.grad_fn.products
+out.sum().backward()
+print(threaded_blas.available(), products is shifted_conv, xt.grad.shape == x.transpose(1, 0, 2, 3).shape)
+"""
+
+
+def test_without_the_one_pool_same_3x3_convolutions_use_shifted_products():
+    """Winograd's products are compiled calls into the BLAS that `threaded_blas` binds; where that arrangement is off
+    (TINYINCEPTION_ONE_POOL=0) the convolution runs as shifted products instead."""
+    pytest.importorskip("numba")
+    env = dict(os.environ, TINYINCEPTION_ONE_POOL="0")
+    result = subprocess.run([sys.executable, "-c", _WITHOUT_POOL], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True", "True"]

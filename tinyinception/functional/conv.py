@@ -60,8 +60,9 @@ class Conv2d(Function):
         self.pointwise = _is_pointwise((kh, kw), stride, padding, dilation)
         self.channel_major = _uses_channel_major(x, groups)
         products = tap_products(x.shape[1], (kh, kw), stride, padding, dilation, groups)
-        if products is shifted_conv and winograd.supports((kh, kw), stride, padding, dilation, x.shape[1], f,
-                                                          x.shape[2:]):
+        if (products is shifted_conv and self.channel_major
+                and winograd.supports((kh, kw), stride, padding, dilation, x.shape[1], f, x.shape[2:])
+                and threaded_blas.available(x.dtype)):  # Winograd's products are threaded_blas's compiled calls
             products = winograd
         self.products = products if self.channel_major and blas.available(x.dtype) else None
         if self.shifted:

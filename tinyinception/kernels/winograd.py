@@ -30,6 +30,8 @@ Backward: the input gradient of a "same" 3x3 convolution is the "same" 3x3 convo
 the kernel flipped and its channel axes swapped, so it runs through the same code (where it pays: from F to C
 channels). The weight gradient stays with the shifted outer products. The definition these are tested against is im2col + GEMM (`tinyinception.kernels.im2col`).
 """
+import functools
+
 import numpy as np
 
 from . import blas, shifted_conv, strided_conv, threaded_blas, workspace
@@ -40,6 +42,7 @@ from .threaded_blas import _block, _gemm
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)  # input transform
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)  # kernel transform
 A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)  # output transform
+KRON_G = {np.dtype(t): np.kron(G, G).astype(t) for t in (np.float32, np.float64)}  # (16, 9): U = kron(G, G) @ taps
 MIN_SIZE = 4  # on maps smaller than 4x4 most of a tile is padding (and dead taps make shifted products cheap)
 COLUMNS_IN_CACHE = 1 << 14  # a block's V and M together hold about this many values per transform position
 
@@ -62,9 +65,8 @@ def transform_weight(taps):
     """taps (9, F, C) (`shifted_conv.weight_taps`) -> U (16, F, C), U[4a + b] = (G g G^T)[a, b]: one small
     matrix product, kron(G, G) (16, 9) @ taps (9, F*C)."""
     nine, f, c = taps.shape
-    kron = np.kron(G, G).astype(taps.dtype)
     u = np.empty((16, f, c), dtype=taps.dtype)
-    threaded_blas.matmul(kron, taps.reshape(nine, f * c), out=u.reshape(16, f * c))
+    threaded_blas.matmul(KRON_G[taps.dtype], taps.reshape(nine, f * c), out=u.reshape(16, f * c))
     return u
 
 
@@ -74,12 +76,13 @@ def flipped_taps(taps):
     return np.ascontiguousarray(taps[::-1].transpose(0, 2, 1))
 
 
+@functools.lru_cache(maxsize=1024)
 def tile_grids(x_shape):
-    """The layouts of one convolution: (input grid, output grid, tiles_h, tiles_w), both `strided_conv.PhaseGrid`s
+    """x_shape (C, N, H, W) -> the layouts of one convolution: (input grid, output grid, tiles_h, tiles_w), both `strided_conv.PhaseGrid`s
     with column stride 2 (each channel's row holds the map's even columns, then its odd columns, the N images'
     values of a pixel side by side). The input grid is padded by 1 and has rows and columns enough for every
     tile's 4x4 patch (a tile row further at the bottom when H is odd); the output grid holds 2*tiles_h rows."""
-    n, _, h, w = x_shape
+    _, n, h, w = x_shape
     tiles_h, tiles_w = -(-h // 2), -(-w // 2)
     return _phase_grid(n, 2 * tiles_h + 2, tiles_w + 1, (1, 1)), _phase_grid(n, 2 * tiles_h, tiles_w, (0, 0)), \
         tiles_h, tiles_w
@@ -98,7 +101,7 @@ def convolve(x_cnhw, u):
     convolution (padding 1)."""
     c, n, h, w = x_cnhw.shape
     f = u.shape[1]
-    in_grid, out_grid, tiles_h, tiles_w = tile_grids((n, c, h, w))
+    in_grid, out_grid, tiles_h, tiles_w = tile_grids(x_cnhw.shape)
     x_rows = strided_conv.to_phase_grid(x_cnhw, in_grid, "winograd_input")
     out_rows = workspace.scratch_rows("winograd_output", f, 2 * out_grid.block, x_cnhw.dtype)
     per_block = max(1, min(tiles_w, COLUMNS_IN_CACHE // (c + f) // n))  # tile columns per block (one tile row)
