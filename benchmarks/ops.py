@@ -3,6 +3,8 @@
 Shapes come from the networks: GoogLeNet's inception (3a) (32x192x28x28) and its branches, Inception-v3's
 17x17 grid (32x768x17x17 through 1x7 and 7x1 convolutions), pooling and BatchNorm at those sizes.
 """
+import statistics
+
 import numpy as np
 
 import tinyinception as ti
@@ -14,6 +16,9 @@ def _conv(x_shape, w_shape, **kw):
     flops = 2 * np.prod(w_shape) * x_shape[0]
     return dict(shapes=[x_shape, w_shape], ours=lambda x, w: F.conv2d(x, w, **kw),
                 theirs=lambda tF, x, w: tF.conv2d(x, w, **kw), flops_per_pixel=flops, kw=kw)
+
+
+ROUNDS = 3  # see `run`
 
 
 def _cases(batch):
@@ -92,7 +97,11 @@ def _run_ours(case, arrays, kernels, backward):
 
 
 
-def run(quick=False, repeats=7, implementations=("numba", "numpy"), cases=None):
+def run(quick=False, repeats=7, implementations=("numba", "numpy"), cases=None, rounds=ROUNDS):
+    """Each case forward and forward+backward, here (each implementation) and in PyTorch. ``rounds``: our Numba
+    path's series and PyTorch's alternate that many times and each time is the median of its rounds (these
+    operations take a millisecond or less, and this shared machine's speed drifts over seconds: one round measured
+    the 3x3 16->32 convolution at 0.82 ms, another minutes later at 1.25 ms while PyTorch's stayed at 0.54)."""
     selected = cases
     torch = torch_or_none()
     batch = 8 if quick else 32
@@ -107,33 +116,39 @@ def run(quick=False, repeats=7, implementations=("numba", "numpy"), cases=None):
         for backward in (False, True):
             variant = "forward+backward" if backward else "forward"
             result = Result("ops", name, variant, flops=_flops(case, out_shape) * (3 if backward else 1))
-            for kernels in implementations:
-                fn = _run_ours(case, arrays, kernels, backward)
-                if backward:
-                    result.seconds[kernels] = median_seconds(fn, repeats)
-                else:
-                    with ti.no_grad():
-                        result.seconds[kernels] = median_seconds(fn, repeats)
-                if kernels == "numba":
-                    result.gemm_share = gemm_share(fn)
+            runners = {kernels: _run_ours(case, arrays, kernels, backward) for kernels in implementations}
             if torch is not None:
-                t_inputs = [torch.tensor(a, requires_grad=backward) for a in arrays]
-
-                t_grad = {}
-
-                def t_run():
-                    out = case["theirs"](torch.nn.functional, *t_inputs)
-                    if backward:
-                        out.backward(t_grad.setdefault("ones", torch.ones_like(out)))
-                        for x in t_inputs:
-                            x.grad = None
-
-                if backward:
-                    result.seconds["torch"] = median_seconds(t_run, repeats)
-                else:
-                    with torch.no_grad():
-                        result.seconds["torch"] = median_seconds(t_run, repeats)
+                runners["torch"] = _torch_runner(torch, case, arrays, backward)
+            series = {key: [] for key in runners}
+            for round_ in range(1 if quick else rounds):
+                for key, fn in runners.items():
+                    if round_ == 0 or key in ("numba", "torch"):  # the NumPy reference path: one round is enough
+                        series[key].append(_median_of(fn, repeats, backward, torch if key == "torch" else None))
+            result.seconds = {key: statistics.median(times) for key, times in series.items()}
+            result.gemm_share = gemm_share(runners["numba"]) if "numba" in runners else None
             results.append(result)
             print(f"  {name:44s} {variant:17s} " + "  ".join(f"{k} {v * 1e3:8.2f} ms" for k, v in
                                                                result.seconds.items()), flush=True)
     return results
+
+
+def _median_of(fn, repeats, backward, torch=None):
+    """median_seconds of ``fn``, under no_grad (ours or PyTorch's) for a forward-only case."""
+    if backward:
+        return median_seconds(fn, repeats)
+    with (torch.no_grad() if torch is not None else ti.no_grad()):
+        return median_seconds(fn, repeats)
+
+
+def _torch_runner(torch, case, arrays, backward):
+    t_inputs = [torch.tensor(a, requires_grad=backward) for a in arrays]
+    t_grad = {}
+
+    def t_run():
+        out = case["theirs"](torch.nn.functional, *t_inputs)
+        if backward:
+            out.backward(t_grad.setdefault("ones", torch.ones_like(out)))
+            for x in t_inputs:
+                x.grad = None
+
+    return t_run
