@@ -10,6 +10,8 @@ What you will see
   5. a picture of what im2col does to a small image (saved as PNG)
   6. no im2col at all: a 3x3 convolution as nine 1x1 convolutions of shifted inputs, which is how
      tinyinception runs stride-1 convolutions on the CPU (`tinyinception/kernels/shifted_conv.py`)
+  7. fewer multiplications: Winograd's F(2x2, 3x3), 16 products per 2x2 block of outputs instead of 36, which
+     tinyinception uses for "same" 3x3 convolutions where it pays (`tinyinception/kernels/winograd.py`)
 """
 import argparse
 import os
@@ -19,7 +21,7 @@ import numpy as np
 
 import tinyinception as ti
 import tinyinception.functional as F
-from tinyinception.kernels import layout, shifted_conv
+from tinyinception.kernels import layout, shifted_conv, winograd
 from tinyinception.kernels.im2col import im2col_numba, im2col_numpy
 
 
@@ -170,15 +172,50 @@ def step_6_shifted_products(quick):
     print(f"Outputs are computed at {grid.anchors} anchors for {out.size // 5} real outputs: only the column of "
           "zeros is wasted (a 1x7 convolution lays its rows along x instead, and wastes none).")
 
-    n = 2 if quick else 8
-    big = rng.standard_normal((n, 96, 28, 28)).astype(np.float32)
-    big_weight = rng.standard_normal((128, 96, 3, 3)).astype(np.float32)
-    big_channel_major = ti.Tensor(layout.from_channel_major(layout.channel_major(big)))  # as layers hand it on
-    with ti.using_kernels("numba"), ti.no_grad():
-        _, t_shifted = timed(lambda: F.conv2d(big_channel_major, ti.Tensor(big_weight), padding=1), 3)
+    big, big_weight = _inception_3a_branch2(quick)
+    big_cnhw = np.ascontiguousarray(layout.channel_major(big))  # (C, N, H, W): how layers hand activations on
+    taps = shifted_conv.weight_taps(big_weight)
+    grid = shifted_conv.grid_geometry(big.shape, (3, 3), (1, 1), (1, 1), (1, 1))
+    _, t_shifted = timed(lambda: shifted_conv.forward(big_cnhw, taps, grid), 3)
     _, t_im2col = timed(lambda: conv2d_im2col(big, big_weight, 1, 1, im2col_numba), 3)
-    print(f"\nx ({n}, 96, 28, 28), 3x3 to 128 channels: im2col + matmul {t_im2col * 1e3:.1f} ms, "
-          f"shifted products (F.conv2d) {t_shifted * 1e3:.1f} ms")
+    print(f"\nx {big.shape}, 3x3 to 128 channels: im2col + matmul {t_im2col * 1e3:.1f} ms, "
+          f"shifted products {t_shifted * 1e3:.1f} ms")
+
+
+def _inception_3a_branch2(quick):
+    """GoogLeNet inception (3a)'s 3x3 branch: x (n, 96, 28, 28) -> 128 channels."""
+    rng = np.random.default_rng(3)
+    n = 2 if quick else 8
+    return (rng.standard_normal((n, 96, 28, 28)).astype(np.float32),
+            rng.standard_normal((128, 96, 3, 3)).astype(np.float32))
+
+
+def step_7_winograd(quick):
+    section("7. Fewer multiplications: Winograd's F(2x2, 3x3)")
+    rng = np.random.default_rng(4)
+    patch, kernel = rng.standard_normal((4, 4)), rng.standard_normal((3, 3))
+    direct = np.array([[np.sum(patch[y:y + 3, x:x + 3] * kernel) for x in range(2)] for y in range(2)])
+    print("A 2x2 block of outputs of a 3x3 convolution reads a 4x4 patch: 4 outputs x 9 = 36 multiplications.")
+    u = winograd.G @ kernel @ winograd.G.T  # 4x4, computed once per weight
+    v = winograd.B_T @ patch @ winograd.B_T.T  # 4x4, additions only (B^T holds 0, 1, -1)
+    tile = winograd.A_T @ (u * v) @ winograd.A_T.T  # 16 multiplications (u * v), then additions only
+    print(f"Winograd: U = G g G^T, V = B^T d B, out = A^T (U * V) A: 16 multiplications; "
+          f"max difference to the direct sum {np.abs(tile - direct).max():.1e}")
+    print("B^T =", winograd.B_T.astype(int).tolist(), " A^T =", winograd.A_T.astype(int).tolist())
+    print("Over C input channels the 16 elementwise products become 16 matrix products, one per position k:")
+    print("    M_k (F, tiles) = U_k (F, C) @ V_k (C, tiles)    -> 2.25x fewer multiply-adds than 9 shifted products")
+    big, big_weight = _inception_3a_branch2(quick)
+    big_cnhw = np.ascontiguousarray(layout.channel_major(big))
+    taps = shifted_conv.weight_taps(big_weight)
+    grid = shifted_conv.grid_geometry(big.shape, (3, 3), (1, 1), (1, 1), (1, 1))
+    shifted, t_shifted = timed(lambda: shifted_conv.forward(big_cnhw, taps, grid), 3)
+    fast, t_winograd = timed(lambda: winograd.convolve(big_cnhw, winograd.transform_weight(taps)), 3)
+    scale = np.abs(shifted).max()
+    print(f"x {big.shape}, 3x3 to 128 channels: shifted products {t_shifted * 1e3:.1f} ms, Winograd "
+          f"{t_winograd * 1e3:.1f} ms; largest difference {np.abs(fast - shifted).max() / scale:.1e} of the "
+          "largest output (float32 rounding)")
+    print("F.conv2d picks Winograd for 'same' 3x3 convolutions where the products it saves outweigh its transforms")
+    print("(winograd.pays), shifted products elsewhere: see tinyinception/kernels/winograd.py.")
 
 
 def main():
@@ -189,6 +226,7 @@ def main():
     step_1_to_4(args.quick)
     step_5_picture(args.out)
     step_6_shifted_products(args.quick)
+    step_7_winograd(args.quick)
 
 
 if __name__ == "__main__":
