@@ -101,7 +101,7 @@ def available(dtype=np.float32):
     return np.dtype(dtype) in (np.float32, np.float64) and blas.available(dtype) and enabled()
 
 
-def _keep_openblas_on_one_thread():
+def keep_openblas_on_one_thread():
     """Sets OpenBLAS back to one thread if something else in the process has changed it since `_start`."""
     set_threads, get_threads = _THREAD_CONTROL
     if get_threads() != 1:
@@ -226,7 +226,7 @@ def gemm(a, b, out, beta=0.0):
     trans_b, ldb = blas.operand(b, "b")
     _, ldc = blas.operand(out, "out")
     itemsize, parts = out.itemsize, _parts(2.0 * m * n * k)
-    _keep_openblas_on_one_thread()
+    keep_openblas_on_one_thread()
     if parts > 1 and k >= 8 * max(m, n):
         partial = np.empty((parts, m, n), dtype=out.dtype)
         _gemm_by_inner(itemsize, a.ctypes.data, trans_a, lda, b.ctypes.data, trans_b, ldb, m, n, k, partial)
@@ -290,7 +290,7 @@ def shifted_sum(matrices, rows, starts, out_rows, chunk):
     _, ld_rows = blas.operand(rows, "rows")
     _, ld_out = blas.operand(out_rows, "out_rows")
     parts = _parts(2.0 * m * k * anchors * len(matrices))
-    _keep_openblas_on_one_thread()
+    keep_openblas_on_one_thread()
     kernel = _shifted_sum if parts > 1 else _shifted_sum_serial
     kernel(out_rows.itemsize, addresses, trans_m, ld_m, m, k, rows.ctypes.data, ld_rows,
            np.asarray(starts, dtype=np.int64), out_rows.ctypes.data, ld_out, anchors, parts, chunk)
@@ -305,7 +305,7 @@ def shifted_outer(grad_rows, grad_base, rows, starts, anchors, out_taps, chunk):
     _, ld_grad = blas.operand(grad_rows, "grad_rows")
     _, ld_rows = blas.operand(rows, "rows")
     partial = np.empty((shares,) + out_taps.shape, dtype=out_taps.dtype)
-    _keep_openblas_on_one_thread()
+    keep_openblas_on_one_thread()
     kernel = _shifted_outer if shares > 1 else _shifted_outer_serial
     kernel(out_taps.itemsize, grad_rows.ctypes.data, ld_grad, grad_base, rows.ctypes.data, ld_rows,
            np.asarray(starts, dtype=np.int64), anchors, chunk, partial)

@@ -112,7 +112,7 @@ def convolve(x_cnhw, u):
     m = workspace.scratch("winograd_m", (threads, 16, f, columns), x_cnhw.dtype)
     s = workspace.scratch("winograd_s", (threads, 8, columns), x_cnhw.dtype)
     _, ld_u = blas.operand(u[0], "u")
-    threaded_blas._keep_openblas_on_one_thread()
+    threaded_blas.keep_openblas_on_one_thread()
     kernel = _winograd if threads > 1 else _winograd_serial
     with section("winograd"):  # the 16 products and their transforms, fused
         kernel(x_rows.itemsize, x_rows, in_grid.block, in_grid.pitch, u.ctypes.data, ld_u, out_rows, out_grid.block,
