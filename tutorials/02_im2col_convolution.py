@@ -21,7 +21,7 @@ import numpy as np
 
 import tinyinception as ti
 import tinyinception.functional as F
-from tinyinception.kernels import layout, shifted_conv, winograd
+from tinyinception.kernels import layout, shifted_conv, threaded_blas, winograd
 from tinyinception.kernels.im2col import im2col_numba, im2col_numpy
 
 
@@ -209,6 +209,10 @@ def step_7_winograd(quick):
     taps = shifted_conv.weight_taps(big_weight)
     grid = shifted_conv.grid_geometry(big.shape, (3, 3), (1, 1), (1, 1), (1, 1))
     shifted, t_shifted = timed(lambda: shifted_conv.forward(big_cnhw, taps, grid), 3)
+    if not threaded_blas.available(big_cnhw.dtype):
+        print("(Winograd's products need the one thread pool of kernels/threaded_blas.py, which is off in this "
+              "process: F.conv2d uses the shifted products instead.)")
+        return
     fast, t_winograd = timed(lambda: winograd.convolve(big_cnhw, winograd.transform_weight(taps)), 3)
     scale = np.abs(shifted).max()
     print(f"x {big.shape}, 3x3 to 128 channels: shifted products {t_shifted * 1e3:.1f} ms, Winograd "

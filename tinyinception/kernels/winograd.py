@@ -99,6 +99,10 @@ def _phase_grid(images, rows, pitch, padding):
 def convolve(x_cnhw, u):
     """x_cnhw (C, N, H, W), u (16, F, C) from `transform_weight` -> out (F, N, H, W), contiguous: the 3x3 "same"
     convolution (padding 1)."""
+    if not threaded_blas.available(x_cnhw.dtype):
+        raise RuntimeError("winograd.convolve: its products are compiled calls into the BLAS that threaded_blas binds, "
+                           "which is off here (TINYINCEPTION_ONE_POOL=0, another NUMBA_THREADING_LAYER, or no "
+                           f"scipy-openblas) or does not take {x_cnhw.dtype}; F.conv2d uses shifted products then")
     c, n, h, w = x_cnhw.shape
     f = u.shape[1]
     in_grid, out_grid, tiles_h, tiles_w = tile_grids(x_cnhw.shape)
