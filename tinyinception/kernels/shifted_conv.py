@@ -193,8 +193,9 @@ def _from_grid(rows, planes, pitch, before, transposed):
 
 
 def to_grid(planes, grid, before, after, scratch_name):
-    """Numba version of `to_grid_numpy`, every value written once, into the reusable buffer ``scratch_name``
-    (see `tinyinception.kernels.workspace`)."""
+    """Numba version of `to_grid_numpy`, into the reusable buffer ``scratch_name`` (see
+    `tinyinception.kernels.workspace`): rows (C, `workspace.row_pitch` (before + anchors + after)), the slack at
+    the end of each row zeroed too."""
     c = planes.shape[0]
     rows = workspace.scratch_rows(scratch_name, c, before + grid.anchors + after, planes.dtype)
     _to_grid(np.ascontiguousarray(planes), rows, grid.pitch, before, grid.transposed)
