@@ -62,7 +62,7 @@ def test_shifted_conv_matches_im2col(kernel, padding, dilation, dtype, chunk, mo
     taps = shifted_conv.weight_taps(weight)
     out = shifted_conv.forward(x_cnhw, taps, grid)
     grad_rows = shifted_conv.grad_to_grid(grad_cnhw, grid)
-    grad_weight = shifted_conv.backward_weight(grad_rows, x_cnhw, grid, weight.shape)
+    grad_weight = shifted_conv.backward_weight(grad_cnhw, x_cnhw, grid, weight.shape, grad_rows)
     grad_x = shifted_conv.backward_input(grad_cnhw, taps, grid, (3, 4, 9, 8), grad_rows)
     rtol, atol = (1e-5, 1e-5) if dtype == np.float32 else (1e-12, 1e-12)
     for name, got, expected in [("out", out, expected_out), ("grad_x", grad_x, expected_grad_x),
@@ -156,7 +156,7 @@ def test_dead_taps_are_skipped_with_the_same_results(size, kernel, padding, dtyp
     grad_rows = shifted_conv.grad_to_grid(grad_cnhw, grid)
     got = (shifted_conv.forward(x_cnhw, taps, grid),
            shifted_conv.backward_input(grad_cnhw, taps, grid, (3, 4) + size),
-           shifted_conv.backward_weight(grad_rows, x_cnhw, grid, weight.shape))
+           shifted_conv.backward_weight(grad_cnhw, x_cnhw, grid, weight.shape))
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
     for name, value, reference in zip(("out", "grad_x", "grad_weight"), got, expected):
         np.testing.assert_allclose(value, reference, rtol=tolerance, atol=tolerance, err_msg=name)

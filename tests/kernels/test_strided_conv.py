@@ -49,7 +49,7 @@ def test_strided_conv_matches_im2col(kernel, stride, padding, dilation, dtype):
     grad_rows = strided_conv.grad_to_grid(grad_cnhw, grid)
     grad_x = strided_conv.backward_input(grad_cnhw, taps, grid, x.shape)  # lays the gradient out itself
     np.testing.assert_array_equal(grad_x, strided_conv.backward_input(grad_cnhw, taps, grid, x.shape, grad_rows))
-    grad_weight = strided_conv.backward_weight(grad_rows, x_cnhw, grid, weight.shape)
+    grad_weight = strided_conv.backward_weight(grad_cnhw, x_cnhw, grid, weight.shape, grad_rows)
     rtol, atol = (1e-5, 1e-4) if dtype == np.float32 else (1e-12, 1e-11)
     np.testing.assert_allclose(out, expected_out, rtol=rtol, atol=atol, err_msg="out")
     np.testing.assert_allclose(grad_x, expected_grad_x, rtol=rtol, atol=atol, err_msg="grad_x")

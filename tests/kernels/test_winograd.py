@@ -22,16 +22,16 @@ def _random(shape, dtype, seed=0):
 
 
 def _reference(x_cnhw, weight, grad_cnhw):
-    """im2col + one GEMM in float64: out (F, N, H, W), grad_x (C, N, H, W)."""
+    """im2col + one GEMM in float64: out (F, N, H, W), grad_x (C, N, H, W), grad_weight (F, C, 3, 3)."""
     x = x_cnhw.transpose(1, 0, 2, 3).astype(np.float64)
     f, n, h, w = grad_cnhw.shape
     geometry = SAME + ((h, w),)
     cols = im2col_module.im2col_channel_major_numpy(x, *geometry)
     matrix = weight.reshape(f, -1).astype(np.float64)
     out = (matrix @ cols).reshape(f, n, h, w)
-    grad_x = im2col_module.col2im_channel_major_numpy(matrix.T @ grad_cnhw.reshape(f, -1).astype(np.float64),
-                                                      x.shape, *geometry)
-    return out, grad_x.transpose(1, 0, 2, 3)
+    grad_rows = grad_cnhw.reshape(f, -1).astype(np.float64)
+    grad_x = im2col_module.col2im_channel_major_numpy(matrix.T @ grad_rows, x.shape, *geometry)
+    return out, grad_x.transpose(1, 0, 2, 3), (grad_rows @ cols.T).reshape(weight.shape)
 
 
 def test_one_tile_by_hand():
@@ -61,6 +61,30 @@ def test_transform_weight_is_g_g_gt_per_filter_and_channel():
 def test_pays_where_the_products_saved_outweigh_the_transforms():
     assert winograd.pays(16, 32) and winograd.pays(96, 128) and winograd.pays(32, 32)
     assert not winograd.pays(32, 16) and not winograd.pays(16, 16) and not winograd.pays(8, 8)
+    assert winograd.weight_gradient_pays(96, 128, (28, 28)) and winograd.weight_gradient_pays(64, 64, (7, 7))
+    assert not winograd.weight_gradient_pays(16, 32, (28, 28)) and not winograd.weight_gradient_pays(384, 384, (4, 4))
+
+
+@needs_pool
+@pytest.mark.parametrize("c, f, size, shifted_layout", [(64, 64, (8, 9), False),  # every gradient by Winograd
+                                                        (16, 32, (8, 8), True),  # input gradient 32 -> 16 does not pay
+                                                        (64, 64, (4, 4), True)])  # weight gradient on 4x4: shifted
+def test_backward_through_the_products_interface(c, f, size, shifted_layout):
+    """winograd.backward_weight / backward_input (Winograd where each pays, shifted products elsewhere, the
+    shifted layout made only when something needs it) equal im2col + GEMM."""
+    n = 2
+    x_cnhw, weight = _random((c, n) + size, np.float64), _random((f, c, 3, 3), np.float64, 1)
+    grad_cnhw = _random((f, n) + size, np.float64, 2)
+    _, expected_grad_x, expected_grad_weight = _reference(x_cnhw, weight, grad_cnhw)
+    grid = winograd.grid_geometry((n, c) + size, *SAME)
+    taps = shifted_conv.weight_taps(weight)
+    grad_rows = winograd.grad_layout(grad_cnhw, grid, weight.shape, (True, True))
+    assert (grad_rows is not None) is shifted_layout
+    grad_weight = winograd.backward_weight(grad_cnhw, x_cnhw, grid, weight.shape, grad_rows)
+    grad_x = winograd.backward_input(grad_cnhw, taps, grid, (n, c) + size, grad_rows)
+    np.testing.assert_allclose(grad_weight, expected_grad_weight, rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(grad_x, expected_grad_x, rtol=1e-12, atol=1e-11)
+    assert grad_weight.transpose(2, 3, 0, 1).flags.c_contiguous  # tap-major, like nn.Conv2d's weights
 
 
 @needs_pool
@@ -72,7 +96,7 @@ def test_matches_im2col(n, c, f, h, w, dtype, columns_in_cache, monkeypatch):
     monkeypatch.setattr(winograd, "COLUMNS_IN_CACHE", columns_in_cache)
     x_cnhw, weight, grad_cnhw = _random((c, n, h, w), dtype), _random((f, c, 3, 3), dtype, 1), \
         _random((f, n, h, w), dtype, 2)
-    expected_out, expected_grad_x = _reference(x_cnhw, weight, grad_cnhw)
+    expected_out, expected_grad_x, expected_grad_weight = _reference(x_cnhw, weight, grad_cnhw)
     taps = shifted_conv.weight_taps(weight)
     grid = winograd.grid_geometry((n, c, h, w), *SAME)
     out = winograd.convolve(x_cnhw, winograd.transform_weight(taps))
@@ -81,9 +105,11 @@ def test_matches_im2col(n, c, f, h, w, dtype, columns_in_cache, monkeypatch):
     np.testing.assert_allclose(winograd.forward(x_cnhw, taps, grid), out, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(winograd.backward_input(grad_cnhw, taps, grid, (n, c, h, w)), grad_x, rtol=1e-5,
                                atol=1e-5)
+    grad_weight = winograd.weight_gradient(grad_cnhw, x_cnhw).reshape(3, 3, f, c).transpose(2, 3, 0, 1)
     # float32: the transforms' rounding stays within a few units of the sums' own (measured 2-5e-7 of the largest)
     tolerance = 2e-6 if dtype == np.float32 else 1e-13
-    for name, got, expected in [("out", out, expected_out), ("grad_x", grad_x, expected_grad_x)]:
+    for name, got, expected in [("out", out, expected_out), ("grad_x", grad_x, expected_grad_x),
+                                ("grad_weight", np.ascontiguousarray(grad_weight), expected_grad_weight)]:
         assert got.dtype == np.dtype(dtype) and got.flags.c_contiguous, name
         np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance * np.abs(expected).max(), err_msg=name)
 
@@ -154,3 +180,14 @@ def test_without_the_one_pool_same_3x3_convolutions_use_shifted_products():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True", "True", "True"]  # and winograd.convolve says why it cannot run
+
+
+@needs_pool
+def test_float64_gradcheck_through_conv2d_with_every_gradient_by_winograd():
+    """64 -> 64 channels on a 6x7 map: forward, input gradient and weight gradient all run as Winograd."""
+    from helpers import check_gradcheck
+
+    assert winograd.pays(64, 64) and winograd.weight_gradient_pays(64, 64, (6, 7))
+    with ti.using_kernels("numba"):
+        assert check_gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=1), [(2, 64, 6, 7), (64, 64, 3, 3), (64,)],
+                               fast_mode=True)

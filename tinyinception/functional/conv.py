@@ -103,10 +103,12 @@ class Conv2d(Function):
 
     def _backward_shifted(self, grad_output):
         grad_cnhw = layout.channel_major(grad_output)
-        grad_x = grad_weight = grad_rows = None
+        # laid out once for both gradients (None where neither needs that layout: Winograd)
+        grad_rows = self.products.grad_layout(grad_cnhw, self.grid, self.weight_shape, self.needs_input_grad[:2])
+        grad_x = grad_weight = None
         if self.needs_input_grad[1]:
-            grad_rows = self.products.grad_to_grid(grad_cnhw, self.grid)
-            grad_weight = self.products.backward_weight(grad_rows, self.saved, self.grid, self.weight_shape)
+            grad_weight = self.products.backward_weight(grad_cnhw, self.saved, self.grid, self.weight_shape,
+                                                        grad_rows)
         if self.needs_input_grad[0]:
             grad_x = layout.from_channel_major(
                 self.products.backward_input(grad_cnhw, self.taps, self.grid, self.x_shape, grad_rows))

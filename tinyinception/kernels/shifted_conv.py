@@ -316,8 +316,16 @@ def backward_input(grad_cnhw, taps, grid, x_shape, grad_rows=None):
     return from_grid(grad_x_rows, grid, 0, h, w)
 
 
-def backward_weight(grad_rows, x_cnhw, grid, weight_shape):
-    """grad_rows from `grad_to_grid`, x_cnhw (C, N, H, W) -> grad_weight (F, C, kh, kw), tap-major."""
+def grad_layout(grad_cnhw, grid, weight_shape, needs_input_grad):
+    """The output gradient laid out for backward (`grad_to_grid`), made once for both gradients."""
+    return grad_to_grid(grad_cnhw, grid)
+
+
+def backward_weight(grad_cnhw, x_cnhw, grid, weight_shape, grad_rows=None):
+    """grad_output (F, N, out_h, out_w) and x_cnhw (C, N, H, W), channel-major -> grad_weight (F, C, kh, kw),
+    tap-major. grad_rows: the gradient already laid out by `grad_to_grid`, or None."""
+    if grad_rows is None:
+        grad_rows = grad_to_grid(grad_cnhw, grid)
     f, c, kh, kw = weight_shape
     x_rows = to_grid(x_cnhw, grid, grid.before, grid.after, "conv_input_grid")
     live = list(grid.live)
