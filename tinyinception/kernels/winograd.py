@@ -28,7 +28,9 @@ copy (`strided_conv.from_phase_grid`) puts the outputs in place.
 
 Backward: the input gradient of a "same" 3x3 convolution is the "same" 3x3 convolution of the output gradient with
 the kernel flipped and its channel axes swapped, so it runs through the same code (where it pays: from F to C
-channels). The weight gradient stays with the shifted outer products. The definition these are tested against is im2col + GEMM (`tinyinception.kernels.im2col`).
+channels). The weight gradient is the adjoint of the forward products: dU_k (F, C) = dM_k (F, tiles) @ V_k (C,
+tiles)^T with dM = A dY A^T per output tile (`_gradient_transform`), then dW = G^T dU G for every (f, c)
+(`weight_gradient`, where `weight_gradient_pays`; shifted outer products elsewhere). The definition these are tested against is im2col + GEMM (`tinyinception.kernels.im2col`).
 """
 import functools
 
