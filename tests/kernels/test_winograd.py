@@ -92,8 +92,10 @@ def test_backward_through_the_products_interface(c, f, size, shifted_layout):
                                            (4, 8, 8, 6, 11)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("columns_in_cache", [winograd.COLUMNS_IN_CACHE, 100])  # 100: many blocks, short ones
-def test_matches_im2col(n, c, f, h, w, dtype, columns_in_cache, monkeypatch):
+@pytest.mark.parametrize("in_place", [True, False])  # output tiles written in place, or via the output phase grid
+def test_matches_im2col(n, c, f, h, w, dtype, columns_in_cache, in_place, monkeypatch):
     monkeypatch.setattr(winograd, "COLUMNS_IN_CACHE", columns_in_cache)
+    monkeypatch.setattr(winograd, "IN_PLACE_BYTES", 1 << 40 if in_place else 0)
     x_cnhw, weight, grad_cnhw = _random((c, n, h, w), dtype), _random((f, c, 3, 3), dtype, 1), \
         _random((f, n, h, w), dtype, 2)
     expected_out, expected_grad_x, expected_grad_weight = _reference(x_cnhw, weight, grad_cnhw)

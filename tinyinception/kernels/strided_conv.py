@@ -148,10 +148,11 @@ def to_phase_grid(planes, grid, scratch_name):
     return rows
 
 
-def from_phase_grid(rows, grid, x_shape):
-    """The input pixels of ``rows`` (C, phases*block ...) back in place: (C, N, H, W), contiguous."""
+def from_phase_grid(rows, grid, x_shape, out=None):
+    """The input pixels of ``rows`` (C, phases*block ...) back in place: (C, N, H, W), contiguous (into ``out``
+    when given)."""
     n, c, h, w = x_shape
-    planes = np.empty((c, n, h, w), dtype=rows.dtype)
+    planes = np.empty((c, n, h, w), dtype=rows.dtype) if out is None else out
     _from_phase_grid(rows, planes, *grid.stride, *grid.padding, grid.rows, grid.pitch)
     return planes
 
