@@ -85,13 +85,21 @@ def test_matmul_into_out(dtype, split_small_products):
 @pytest.mark.parametrize("chunk", [3, 1000])
 def test_shifted_sum_matches_per_tap_products(dtype, transposed, chunk, split_small_products):
     taps = _random((4, 6, 5), dtype)  # (T, M, K)
-    matrices = [np.ascontiguousarray(tap.T).T for tap in taps] if transposed else list(taps)
+    # one (T, M, K) array, row-major matrices or the transposes of row-major ones (as taps.transpose(0, 2, 1))
+    matrices = np.ascontiguousarray(taps.transpose(0, 2, 1)).transpose(0, 2, 1) if transposed else taps
     rows = _random((5, 60), dtype, 1)
     starts, anchors = [9, 0, 3, 17], 41
     out = np.full((6, anchors), np.nan, dtype=dtype)
     threaded_blas.shifted_sum(matrices, rows, starts, out, chunk)
     expected = sum(matrix @ rows[:, start:start + anchors] for matrix, start in zip(matrices, starts))
     _close(out, expected, dtype)
+
+
+@needs_pool
+def test_shifted_sum_takes_one_array_of_matrices():
+    taps, rows = _random((2, 3, 4), np.float32), _random((4, 20), np.float32, 1)
+    with pytest.raises(ValueError, match="one \\(T, M, K\\) array"):
+        threaded_blas.shifted_sum(list(taps), rows, [0, 1], np.empty((3, 10), np.float32), 8)
 
 
 @needs_pool

@@ -246,8 +246,8 @@ def _thread_chunk(out_rows, inner):
 def sum_of_shifted_products(matrices, rows, base, offsets, out_rows):
     """out_rows[:, a] = sum over t of matrices[t] @ rows[:, base + offsets[t] + a], for every column a of out_rows.
 
-    matrices: kh*kw (M, K) matrices (a (T, M, K) array, e.g. ``taps`` or ``taps.transpose(0, 2, 1)``, or a list of
-    views), rows (K, ...), out_rows (M, A). Blocks of
+    matrices: one (T, M, K) array of kh*kw matrices (e.g. ``taps`` or ``taps.transpose(0, 2, 1)``), rows (K, ...),
+    out_rows (M, A). Blocks of
     CHUNK columns, taps innermost: BLAS adds each tap into the block (beta=1) while it is still in the cache. On
     Numba's threads (`tinyinception.kernels.threaded_blas`) each thread takes its own range of anchors.
     """

@@ -269,22 +269,16 @@ def _readable(view):
 
 
 def _matrix_addresses(matrices):
-    """((transpose flag, leading dimension), addresses) of T matrices of one layout: a list of 2-D views, or one
-    (T, M, K) array whose matrices lie ``strides[0]`` bytes apart (e.g. ``taps`` or ``taps.transpose(0, 2, 1)``;
-    the cheap form: no per-matrix view is made)."""
-    if isinstance(matrices, np.ndarray) and matrices.ndim == 3:
-        stride = matrices.strides[0]
-        return blas.operand(matrices[0], "matrices"), matrices.ctypes.data + stride * np.arange(len(matrices))
-    layouts = {blas.operand(matrix, "matrices") for matrix in matrices}
-    if len(layouts) != 1:
-        raise ValueError(f"threaded_blas.shifted_sum: the matrices must share one layout, got {sorted(layouts)}")
-    return layouts.pop(), np.array([matrix.ctypes.data for matrix in matrices], dtype=np.int64)
+    """((transpose flag, leading dimension), addresses) of the matrices of one (T, M, K) array, ``strides[0]`` bytes
+    apart (e.g. ``taps`` or ``taps.transpose(0, 2, 1)``: no per-matrix view is made)."""
+    if not (isinstance(matrices, np.ndarray) and matrices.ndim == 3):
+        raise ValueError(f"threaded_blas: the matrices must be one (T, M, K) array, got {type(matrices).__name__}")
+    return blas.operand(matrices[0], "matrices"), matrices.ctypes.data + matrices.strides[0] * np.arange(len(matrices))
 
 
 def shifted_sum(matrices, rows, starts, out_rows, chunk):
     """out_rows[:, a] = sum over t of matrices[t] @ rows[:, starts[t] + a], for every column a of out_rows:
-    matrices (T views (M, K), all with one layout, e.g. ``taps[t]`` or ``taps[t].T``, or one (T, M, K) array),
-    rows (K, ...)."""
+    matrices: one (T, M, K) array (e.g. ``taps`` or ``taps.transpose(0, 2, 1)``), rows (K, ...)."""
     (trans_m, ld_m), addresses = _matrix_addresses(matrices)
     (m, k), anchors = matrices[0].shape, out_rows.shape[1]
     _, ld_rows = blas.operand(rows, "rows")

@@ -200,16 +200,23 @@ def _input_transform(row, block, pitch, images, ty, tx0, columns, v, c):
 
 
 @njit(cache=True)
-def _output_transform(m, f, s, row, block, pitch, images, ty, tx0, columns):
-    """The 2x2 output tiles A^T M A of filter f for the block's (tx, n), from m[:, f, :columns], written into the
-    output phase grid ``row``: output (2ty + a, 2tx + b) of image n at ``b*block + ((2ty + a)*pitch + tx)*N + n``
-    (contiguous over the block's (tx, n) again). s (8, columns): the row pass A^T M."""
+def _row_pass(m, f, s, columns):
+    """s (8, columns) = A^T M for filter f: rows 0-3 the sum of M's rows 0-2, rows 4-7 row 1 minus rows 2 and 3
+    (per column j of the 4x4 tile), from m[:, f, :columns]."""
     for j in range(4):
         upper, lower = s[j], s[4 + j]
         m0, m1, m2, m3 = m[j, f], m[4 + j, f], m[8 + j, f], m[12 + j, f]
         for q in range(columns):
             upper[q] = m0[q] + m1[q] + m2[q]
             lower[q] = m1[q] - m2[q] - m3[q]
+
+
+@njit(cache=True)
+def _output_transform(m, f, s, row, block, pitch, images, ty, tx0, columns):
+    """The 2x2 output tiles A^T M A of filter f for the block's (tx, n), from m[:, f, :columns], written into the
+    output phase grid ``row``: output (2ty + a, 2tx + b) of image n at ``b*block + ((2ty + a)*pitch + tx)*N + n``
+    (contiguous over the block's (tx, n) again). s (8, columns): the row pass A^T M."""
+    _row_pass(m, f, s, columns)
     for a in range(2):
         s0, s1, s2, s3 = s[4 * a], s[4 * a + 1], s[4 * a + 2], s[4 * a + 3]
         even = np.uint64(((2 * ty + a) * pitch + tx0) * images)
@@ -225,12 +232,7 @@ def _output_transform_in_place(m, f, s, plane, ty, tx0, columns):
     """As `_output_transform`, but the 2x2 tiles go straight to their places in plane (N, H, W), cropped at the
     map's edge: each image's pixels N planes apart (scattered stores, no second pass over the output)."""
     images, h, w = plane.shape
-    for j in range(4):
-        upper, lower = s[j], s[4 + j]
-        m0, m1, m2, m3 = m[j, f], m[4 + j, f], m[8 + j, f], m[12 + j, f]
-        for q in range(columns):
-            upper[q] = m0[q] + m1[q] + m2[q]
-            lower[q] = m1[q] - m2[q] - m3[q]
+    _row_pass(m, f, s, columns)
     for a in range(min(2, h - 2 * ty)):
         y = 2 * ty + a
         s0, s1, s2, s3 = s[4 * a], s[4 * a + 1], s[4 * a + 2], s[4 * a + 3]
