@@ -20,8 +20,8 @@ in G; measured: 2-5e-7 of the largest output, about the direct sum's own).
 Layout: the input is laid out as a phase grid of `tinyinception.kernels.strided_conv` with column stride 2 (each
 channel one flat row holding the padded map's even columns, then its odd columns, the N images' values of a pixel
 side by side). Patch value (i, j) of the tiles (ty, tx) of one tile row then lies, over (tx, n), in ONE contiguous
-run, so each of the 16 transformed values of a block of tiles is one long loop over 4 runs, which LLVM turns into
-vector instructions. Each thread takes blocks of tiles (part of one tile row): it transforms their patches into
+run, so each row of V = B^T d B for a block of tiles is one long loop over 8 runs (two patch rows at four patch
+columns), which LLVM turns into vector instructions. Each thread takes blocks of tiles (part of one tile row): it transforms their patches into
 V (16, C, tiles), runs the 16 products into M (16, F, tiles) with single-threaded BLAS (`threaded_blas`'s compiled
 call), and writes the output tiles into an output phase grid, while the block's V and M are still in its cache; one
 copy (`strided_conv.from_phase_grid`) puts the outputs in place.
@@ -62,9 +62,10 @@ def supports(kernel_size, stride, padding, dilation, channels, out_channels, siz
 def pays(channels, out_channels):
     """True where a Winograd convolution from ``channels`` to ``out_channels`` beats the shifted products. Per output
     pixel it saves 2*C*F*(9 - 4) flops of products (~0.024 ns per C*F at ~420 GFLOP/s) and costs its transforms:
-    measured on 2 cores, ~0.35 ns per input channel (4 values of V, each from 4 reads) and ~0.125 ns per output
-    channel. So: C*F > 15*C + 5*F (16->32 forward pays by ~10%, its 32->16 input gradient does not)."""
-    return channels * out_channels > 15 * channels + 5 * out_channels
+    measured on 2 cores, ~0.25 ns per input channel (4 values of V, from 8 reads per 4) and ~0.125 ns per output
+    channel. So: C*F > 10*C + 5*F (measured at batch 32: 16->32 on 28x28 0.85x the shifted products' time, 32->16
+    0.94x, 16->16 0.88x; 32->8 1.12x and 4->64 1.07x, where it does not pay)."""
+    return channels * out_channels > 10 * channels + 5 * out_channels
 
 
 def transform_weight(taps):
@@ -183,20 +184,25 @@ def _input_transform(row, block, pitch, images, ty, tx0, columns, v, c):
     """v[:, c, :columns] = B^T d B for the patches of tile row ty, tile columns tx0, tx0 + 1, ...: patch value
     (i, j) of tile column tx, image n sits in the input phase grid at
     ``(j % 2)*block + ((2ty + i)*pitch + j // 2 + tx)*N + n``, so over the block's (tx, n) it is one contiguous run
-    of ``columns`` values, and each of the 16 outputs is one long loop over 4 such runs (LLVM runs it as vector
-    lanes; indices are unsigned, so Numba emits no negative-index wraparound that would stop that)."""
+    of ``columns`` values. Row a of V = (B^T d) B is one loop over these columns: it reads the two patch rows that
+    row a of B^T combines at the 4 patch columns (8 runs), and writes the 4 values of V's row a (LLVM runs it as
+    vector lanes; indices are unsigned, so Numba emits no negative-index wraparound that would stop that)."""
+    odd, next_column = np.uint64(block), np.uint64(images)  # patch columns 0, 1, 2, 3 at +0, +odd, +next, +odd+next
     for a in range(4):
-        i1, i2, sign_a = PAIRS[a, 0], PAIRS[a, 1], SIGNS[a]
-        for b in range(4):
-            j1, j2, sign_b = PAIRS[b, 0], PAIRS[b, 1], SIGNS[b]
-            at11 = np.uint64((j1 % 2) * block + ((2 * ty + i1) * pitch + j1 // 2 + tx0) * images)
-            at12 = np.uint64((j2 % 2) * block + ((2 * ty + i1) * pitch + j2 // 2 + tx0) * images)
-            at21 = np.uint64((j1 % 2) * block + ((2 * ty + i2) * pitch + j1 // 2 + tx0) * images)
-            at22 = np.uint64((j2 % 2) * block + ((2 * ty + i2) * pitch + j2 // 2 + tx0) * images)
-            target = v[4 * a + b, c]
-            for q in range(columns):
-                k = np.uint64(q)
-                target[k] = (row[at11 + k] + sign_b * row[at12 + k]) + sign_a * (row[at21 + k] + sign_b * row[at22 + k])
+        sign = SIGNS[a]
+        top = np.uint64(((2 * ty + PAIRS[a, 0]) * pitch + tx0) * images)
+        bottom = np.uint64(((2 * ty + PAIRS[a, 1]) * pitch + tx0) * images)
+        v0, v1, v2, v3 = v[4 * a, c], v[4 * a + 1, c], v[4 * a + 2, c], v[4 * a + 3, c]
+        for q in range(columns):
+            k = np.uint64(q)
+            d0 = row[top + k] + sign * row[bottom + k]  # (B^T d)[a, j] for the 4 patch columns j
+            d1 = row[top + odd + k] + sign * row[bottom + odd + k]
+            d2 = row[top + next_column + k] + sign * row[bottom + next_column + k]
+            d3 = row[top + odd + next_column + k] + sign * row[bottom + odd + next_column + k]
+            v0[k] = d0 - d2  # times B: the same pairs along the columns
+            v1[k] = d1 + d2
+            v2[k] = d2 - d1
+            v3[k] = d1 - d3
 
 
 @njit(cache=True)
