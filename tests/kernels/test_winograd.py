@@ -62,16 +62,20 @@ def test_pays_where_the_products_saved_outweigh_the_transforms():
     assert winograd.pays(16, 32) and winograd.pays(32, 16) and winograd.pays(96, 128) and winograd.pays(32, 32)
     assert not winograd.pays(32, 8) and not winograd.pays(4, 64) and not winograd.pays(8, 8)
     assert winograd.weight_gradient_pays(96, 128, (28, 28)) and winograd.weight_gradient_pays(64, 64, (7, 7))
-    assert not winograd.weight_gradient_pays(16, 32, (28, 28)) and not winograd.weight_gradient_pays(384, 384, (4, 4))
+    assert winograd.weight_gradient_pays(16, 32, (28, 28)) and winograd.weight_gradient_pays(64, 64, (6, 6))
+    assert not winograd.weight_gradient_pays(32, 32, (7, 7)) and not winograd.weight_gradient_pays(8, 32, (28, 28))
+    assert not winograd.weight_gradient_pays(384, 384, (4, 4))
 
 
 @needs_pool
-@pytest.mark.parametrize("c, f, size, shifted_layout", [(64, 64, (8, 9), False),  # every gradient by Winograd
-                                                        (8, 32, (8, 8), True),  # input gradient 32 -> 8 does not pay
-                                                        (64, 64, (4, 4), True)])  # weight gradient on 4x4: shifted
-def test_backward_through_the_products_interface(c, f, size, shifted_layout):
-    """winograd.backward_weight / backward_input (Winograd where each pays, shifted products elsewhere, the
-    shifted layout made only when something needs it) equal im2col + GEMM."""
+@pytest.mark.parametrize("c, f, size, shared", [(64, 64, (8, 9), "tiles"),  # every gradient by Winograd
+                                                (64, 64, (7, 7), "tiles"),  # odd map: tiles past the edge
+                                                (8, 32, (8, 8), "shifted"),  # input gradient 32 -> 8 does not pay
+                                                (64, 64, (4, 4), "shifted")])  # weight gradient on 4x4: shifted
+def test_backward_through_the_products_interface(c, f, size, shared):
+    """winograd.backward_weight / backward_input (Winograd where each pays, shifted products elsewhere, the output
+    gradient laid out once for both: Winograd's tile grid when both run as Winograd, the shifted layout when one
+    falls back) equal im2col + GEMM."""
     n = 2
     x_cnhw, weight = _random((c, n) + size, np.float64), _random((f, c, 3, 3), np.float64, 1)
     grad_cnhw = _random((f, n) + size, np.float64, 2)
@@ -79,11 +83,18 @@ def test_backward_through_the_products_interface(c, f, size, shifted_layout):
     grid = winograd.grid_geometry((n, c) + size, *SAME)
     taps = shifted_conv.weight_taps(weight)
     grad_rows = winograd.grad_layout(grad_cnhw, grid, weight.shape, (True, True))
-    assert (grad_rows is not None) is shifted_layout
+    assert isinstance(grad_rows, winograd.TileGrad) is (shared == "tiles")
+    if shared == "tiles":  # one gradient alone lays the output gradient out itself
+        assert winograd.grad_layout(grad_cnhw, grid, weight.shape, (True, False)) is None
+        assert winograd.grad_layout(grad_cnhw, grid, weight.shape, (False, True)) is None
     grad_weight = winograd.backward_weight(grad_cnhw, x_cnhw, grid, weight.shape, grad_rows)
     grad_x = winograd.backward_input(grad_cnhw, taps, grid, (n, c) + size, grad_rows)
     np.testing.assert_allclose(grad_weight, expected_grad_weight, rtol=1e-12, atol=1e-11)
     np.testing.assert_allclose(grad_x, expected_grad_x, rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(winograd.backward_weight(grad_cnhw, x_cnhw, grid, weight.shape), expected_grad_weight,
+                               rtol=1e-12, atol=1e-11)  # each gradient alone, laying the gradient out itself
+    np.testing.assert_allclose(winograd.backward_input(grad_cnhw, taps, grid, (n, c) + size), expected_grad_x,
+                               rtol=1e-12, atol=1e-11)
     assert grad_weight.transpose(2, 3, 0, 1).flags.c_contiguous  # tap-major, like nn.Conv2d's weights
 
 

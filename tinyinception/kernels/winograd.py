@@ -33,6 +33,7 @@ tiles)^T with dM = A dY A^T per output tile (`_gradient_transform`), then dW = G
 (`weight_gradient`, where `weight_gradient_pays`; shifted outer products elsewhere). The definition these are tested against is im2col + GEMM (`tinyinception.kernels.im2col`).
 """
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
@@ -103,9 +104,10 @@ def _phase_grid(images, rows, pitch, padding):
                                   rows, 2 * pitch)
 
 
-def convolve(x_cnhw, u):
+def convolve(x_cnhw, u, x_rows=None):
     """x_cnhw (C, N, H, W), u (16, F, C) from `transform_weight` -> out (F, N, H, W), contiguous: the 3x3 "same"
-    convolution (padding 1)."""
+    convolution (padding 1). x_rows: x already in the input grid of `tile_grids` (made once for both gradients,
+    `grad_layout`), or None."""
     if not threaded_blas.available(x_cnhw.dtype):
         raise RuntimeError("winograd.convolve: its products are compiled calls into the BLAS that threaded_blas binds, "
                            "which is off here (TINYINCEPTION_ONE_POOL=0, another NUMBA_THREADING_LAYER, or no "
@@ -113,7 +115,8 @@ def convolve(x_cnhw, u):
     c, n, h, w = x_cnhw.shape
     f = u.shape[1]
     in_grid, out_grid, tiles_h, tiles_w = tile_grids(x_cnhw.shape)
-    x_rows = strided_conv.to_phase_grid(x_cnhw, in_grid, "winograd_input")
+    if x_rows is None:
+        x_rows = strided_conv.to_phase_grid(x_cnhw, in_grid, "winograd_input")
     out = np.empty((f, n, h, w), dtype=x_cnhw.dtype)
     in_place = out.nbytes <= IN_PLACE_BYTES
     out_rows = workspace.scratch_rows("winograd_output", f, 1 if in_place else 2 * out_grid.block, x_cnhw.dtype)
@@ -137,22 +140,39 @@ def convolve(x_cnhw, u):
 grid_geometry = shifted_conv.grid_geometry  # the layout of whatever falls back to shifted products
 
 
+class TileGrad(NamedTuple):
+    """The output gradient (F, N, H, W) in the input grid of `tile_grids` (padded by 1), laid out once for both
+    Winograd gradients: the input gradient convolves it, the weight gradient reads its tiles."""
+    rows: np.ndarray
+
+
 def grad_layout(grad_cnhw, grid, weight_shape, needs_input_grad):
-    """The shifted layout of the output gradient where a gradient falls back to shifted products, else None."""
+    """The output gradient laid out once for both gradients: in the shifted layout where a gradient falls back to
+    shifted products, as a `TileGrad` where both run as Winograd, else None (each lays it out itself)."""
     f, c = weight_shape[:2]
     needs_x, needs_w = needs_input_grad
-    if (needs_x and not pays(f, c)) or (needs_w and not weight_gradient_pays(c, f, (grid.out_h, grid.out_w))):
+    input_by_winograd = pays(f, c)
+    weight_by_winograd = weight_gradient_pays(c, f, (grid.out_h, grid.out_w))
+    if (needs_x and not input_by_winograd) or (needs_w and not weight_by_winograd):
         return shifted_conv.grad_to_grid(grad_cnhw, grid)
+    if needs_x and needs_w:
+        return TileGrad(strided_conv.to_phase_grid(grad_cnhw, tile_grids(grad_cnhw.shape)[0], "winograd_grad"))
     return None
+
+
+def _tile_rows(grad_rows):
+    """The rows of a `TileGrad`, None for anything else (a shifted layout that the Winograd path does not use)."""
+    return grad_rows.rows if isinstance(grad_rows, TileGrad) else None
 
 
 def backward_weight(grad_cnhw, x_cnhw, grid, weight_shape, grad_rows=None):
     """grad_output (F, N, H, W) and x_cnhw (C, N, H, W), channel-major -> grad_weight (F, C, 3, 3), tap-major: by
-    `weight_gradient` where it pays, by shifted outer products (on ``grad_rows`` when given) elsewhere."""
+    `weight_gradient` where it pays, by shifted outer products elsewhere (``grad_rows``: from `grad_layout`)."""
     f, c, kh, kw = weight_shape
     if not weight_gradient_pays(c, f, x_cnhw.shape[2:]):
         return shifted_conv.backward_weight(grad_cnhw, x_cnhw, grid, weight_shape, grad_rows)
-    return weight_gradient(grad_cnhw, x_cnhw).reshape(kh, kw, f, c).transpose(2, 3, 0, 1)
+    grad_weight = weight_gradient(grad_cnhw, x_cnhw, _tile_rows(grad_rows))
+    return grad_weight.reshape(kh, kw, f, c).transpose(2, 3, 0, 1)
 
 
 def forward(x_cnhw, taps, grid):
@@ -171,7 +191,7 @@ def backward_input(grad_cnhw, taps, grid, x_shape, grad_rows=None):
     _, f, c = taps.shape
     if not pays(f, c):
         return shifted_conv.backward_input(grad_cnhw, taps, grid, x_shape, grad_rows)
-    return convolve(grad_cnhw, transform_weight(flipped_taps(taps)))
+    return convolve(grad_cnhw, transform_weight(flipped_taps(taps)), _tile_rows(grad_rows))
 
 
 # B^T has two nonzero entries per row: row a combines patch rows (or columns) PAIRS[a] as  first + SIGNS[a] * second
@@ -291,11 +311,13 @@ A_ROWS = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, -1.0], [0.0, -1.0]])
 @njit(cache=True)
 def _gradient_transform(row, block, pitch, images, ty, tx0, columns, dm, f):
     """dm[:, f, :columns] = A dY Aᵀ (the adjoint of the output transform) for the 2x2 gradient tiles of filter f,
-    read from the output phase grid ``row`` as `_output_transform` writes it (zeros past the map's edge): one short
-    loop per value of dM, each reading the 4 runs of the tiles' values (LLVM runs it as vector lanes)."""
-    top = np.uint64(((2 * ty) * pitch + tx0) * images)
-    below = np.uint64(((2 * ty + 1) * pitch + tx0) * images)
-    odd = np.uint64(block)
+    read from ``row``, the output gradient in the (padded) input grid of `tile_grids`, as the input gradient's
+    convolution reads it: output (y, x) is padded pixel (y + 1, x + 1), so a tile's left column (x = 2tx) sits in
+    the odd phase at tx, its right column in the even phase at tx + 1 (zeros past the map's edge). One short loop
+    per value of dM, each reading the 4 runs of the tiles' values (LLVM runs it as vector lanes)."""
+    left = np.uint64(block + ((2 * ty + 1) * pitch + tx0) * images)
+    right = np.uint64(((2 * ty + 1) * pitch + tx0 + 1) * images)
+    below = np.uint64(pitch * images)
     for i in range(4):
         a0, a1 = A_ROWS[i, 0], A_ROWS[i, 1]
         for j in range(4):
@@ -303,13 +325,13 @@ def _gradient_transform(row, block, pitch, images, ty, tx0, columns, dm, f):
             target = dm[4 * i + j, f]
             for q in range(columns):
                 k = np.uint64(q)
-                target[q] = (a0 * (b0 * row[top + k] + b1 * row[top + odd + k])
-                             + a1 * (b0 * row[below + k] + b1 * row[below + odd + k]))
+                target[q] = (a0 * (b0 * row[left + k] + b1 * row[right + k])
+                             + a1 * (b0 * row[left + below + k] + b1 * row[right + below + k]))
 
 
 @njit(parallel=True, cache=True)
-def _winograd_weight_grad(itemsize, x_rows, in_block, in_pitch, grad_rows, out_block, out_pitch, tiles_h, tiles_w,
-                          per_block, images, v_all, dm_all, partial):
+def _winograd_weight_grad(itemsize, x_rows, grad_rows, block, pitch, tiles_h, tiles_w, per_block, images, v_all,
+                          dm_all, partial):
     """partial[thread] (16, F, C) = sum over the thread's blocks of dM_k (F, columns) @ V_k (C, columns)ᵀ."""
     channels, filters = x_rows.shape[0], grad_rows.shape[0]
     blocks_per_row = -(-tiles_w // per_block)
@@ -322,9 +344,9 @@ def _winograd_weight_grad(itemsize, x_rows, in_block, in_pitch, grad_rows, out_b
             ty, tx0 = b // blocks_per_row, (b % blocks_per_row) * per_block
             columns = (min(tx0 + per_block, tiles_w) - tx0) * images
             for c in range(channels):
-                _input_transform(x_rows[c], in_block, in_pitch, images, ty, tx0, columns, v, c)
+                _input_transform(x_rows[c], block, pitch, images, ty, tx0, columns, v, c)
             for f in range(filters):
-                _gradient_transform(grad_rows[f], out_block, out_pitch, images, ty, tx0, columns, dm, f)
+                _gradient_transform(grad_rows[f], block, pitch, images, ty, tx0, columns, dm, f)
             for k in range(16):  # dU_k (F, C) += dM_k (F, columns) @ V_k (C, columns)ᵀ
                 _gemm(itemsize, blas.NO_TRANS, blas.TRANS, filters, channels, columns, dm[k].ctypes.data,
                       dm.shape[2], v[k].ctypes.data, v.shape[2], 1.0, partial[part, k].ctypes.data, channels)
@@ -337,20 +359,26 @@ WEIGHT_GRAD_COLUMNS = 1024  # columns of the dM and V blocks: longer inner dimen
 
 
 def weight_gradient_pays(channels, out_channels, size):
-    """Where Winograd's weight gradient beats the shifted outer products (measured on 2 cores: 0.69-0.87x their time
-    with 64 to 448 channels on maps of 7 to 35; slower with 16 or 32 channels, where the register-blocked kernel
-    runs, and on 4x4 maps, where a 2x2 block of tiles is mostly padding)."""
-    return min(channels, out_channels) >= 64 and min(size) >= 6
+    """Where Winograd's weight gradient beats the shifted outer products (measured on 2 cores, batch 32): from 64
+    channels on maps of 6 or more (0.69-0.87x their time on maps of 7 to 35), from 16 channels on maps of 8 or
+    more, where it shares the output gradient's layout with Winograd's input gradient (`grad_layout`; forward and
+    backward of a 16->32 convolution at 28x28 0.87x the time with the register-blocked outer products, 16->64 at
+    14x14 0.79x, 32->48 at 17x17 0.97x; 32->32 at 7x7 1.04x). Not on 4x4 maps, where a 2x2 block of tiles is
+    mostly padding."""
+    smallest = min(channels, out_channels)
+    return min(size) >= 6 if smallest >= 64 else smallest >= 16 and min(size) >= 8
 
 
-def weight_gradient(grad_cnhw, x_cnhw):
+def weight_gradient(grad_cnhw, x_cnhw, grad_rows=None):
     """grad_output (F, N, H, W) and x (C, N, H, W), channel-major -> the weight gradient's taps (9, F, C):
-    dU (16, F, C) summed over the tiles, then the adjoint of `transform_weight`, kron(G, G)ᵀ @ dU."""
+    dU (16, F, C) summed over the tiles, then the adjoint of `transform_weight`, kron(G, G)ᵀ @ dU. grad_rows: the
+    output gradient already in the input grid of `tile_grids` (`TileGrad`), or None."""
     c, n, h, w = x_cnhw.shape
     f = grad_cnhw.shape[0]
-    in_grid, out_grid, tiles_h, tiles_w = tile_grids(x_cnhw.shape)
+    in_grid, _, tiles_h, tiles_w = tile_grids(x_cnhw.shape)
     x_rows = strided_conv.to_phase_grid(x_cnhw, in_grid, "winograd_input")
-    grad_rows = strided_conv.to_phase_grid(grad_cnhw, out_grid, "winograd_output")
+    if grad_rows is None:
+        grad_rows = strided_conv.to_phase_grid(grad_cnhw, in_grid, "winograd_grad")
     per_block = max(1, min(tiles_w, WEIGHT_GRAD_COLUMNS // n))
     threads = max(1, min(numba_threads(), tiles_h * -(-tiles_w // per_block)))
     columns = per_block * n
@@ -360,7 +388,7 @@ def weight_gradient(grad_cnhw, x_cnhw):
     threaded_blas.keep_openblas_on_one_thread()
     kernel = _winograd_weight_grad if threads > 1 else _winograd_weight_grad_serial
     with section("winograd"):
-        kernel(x_rows.itemsize, x_rows, in_grid.block, in_grid.pitch, grad_rows, out_grid.block, out_grid.pitch,
-               tiles_h, tiles_w, per_block, n, v, dm, partial)
+        kernel(x_rows.itemsize, x_rows, grad_rows, in_grid.block, in_grid.pitch, tiles_h, tiles_w, per_block, n, v, dm,
+               partial)
     grad_u = partial.sum(axis=0).reshape(16, f * c)
     return (KRON_G[x_cnhw.dtype].T @ grad_u).reshape(9, f, c)
