@@ -313,20 +313,24 @@ def _gradient_transform(row, block, pitch, images, ty, tx0, columns, dm, f):
     """dm[:, f, :columns] = A dY Aᵀ (the adjoint of the output transform) for the 2x2 gradient tiles of filter f,
     read from ``row``, the output gradient in the (padded) input grid of `tile_grids`, as the input gradient's
     convolution reads it: output (y, x) is padded pixel (y + 1, x + 1), so a tile's left column (x = 2tx) sits in
-    the odd phase at tx, its right column in the even phase at tx + 1 (zeros past the map's edge). One short loop
-    per value of dM, each reading the 4 runs of the tiles' values (LLVM runs it as vector lanes)."""
+    the odd phase at tx, its right column in the even phase at tx + 1 (zeros past the map's edge). Row i of dM is
+    one loop over the columns: it combines the tile's two rows (A's row i) in its left and right column (4 runs
+    read), then writes the row's 4 values (A's rows again: left, left + right, left - right, -right); LLVM runs it
+    as vector lanes."""
     left = np.uint64(block + ((2 * ty + 1) * pitch + tx0) * images)
     right = np.uint64(((2 * ty + 1) * pitch + tx0 + 1) * images)
     below = np.uint64(pitch * images)
     for i in range(4):
         a0, a1 = A_ROWS[i, 0], A_ROWS[i, 1]
-        for j in range(4):
-            b0, b1 = A_ROWS[j, 0], A_ROWS[j, 1]
-            target = dm[4 * i + j, f]
-            for q in range(columns):
-                k = np.uint64(q)
-                target[q] = (a0 * (b0 * row[left + k] + b1 * row[right + k])
-                             + a1 * (b0 * row[left + below + k] + b1 * row[right + below + k]))
+        d0, d1, d2, d3 = dm[4 * i, f], dm[4 * i + 1, f], dm[4 * i + 2, f], dm[4 * i + 3, f]
+        for q in range(columns):
+            k = np.uint64(q)
+            in_left = a0 * row[left + k] + a1 * row[left + below + k]  # (A dY)[i, left and right column]
+            in_right = a0 * row[right + k] + a1 * row[right + below + k]
+            d0[k] = in_left  # times Aᵀ
+            d1[k] = in_left + in_right
+            d2[k] = in_left - in_right
+            d3[k] = -in_right
 
 
 @njit(parallel=True, cache=True)
