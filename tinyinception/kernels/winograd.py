@@ -21,16 +21,19 @@ Layout: the input is laid out as a phase grid of `tinyinception.kernels.strided_
 channel one flat row holding the padded map's even columns, then its odd columns, the N images' values of a pixel
 side by side). Patch value (i, j) of the tiles (ty, tx) of one tile row then lies, over (tx, n), in ONE contiguous
 run, so each row of V = B^T d B for a block of tiles is one long loop over 8 runs (two patch rows at four patch
-columns), which LLVM turns into vector instructions. Each thread takes blocks of tiles (part of one tile row): it transforms their patches into
-V (16, C, tiles), runs the 16 products into M (16, F, tiles) with single-threaded BLAS (`threaded_blas`'s compiled
-call), and writes the output tiles into an output phase grid, while the block's V and M are still in its cache; one
-copy (`strided_conv.from_phase_grid`) puts the outputs in place.
+columns), which LLVM turns into vector instructions. Each thread takes blocks of tiles (part of one tile row): it
+transforms their patches into V (16, C, tiles), runs the 16 products into M (16, F, tiles) with single-threaded
+BLAS (`threaded_blas`'s compiled call), and transforms M back while the block's V and M are still in its cache:
+outputs up to `IN_PLACE_BYTES` straight into place, larger ones into an output phase grid that one copy
+(`strided_conv.from_phase_grid`) puts in place.
 
 Backward: the input gradient of a "same" 3x3 convolution is the "same" 3x3 convolution of the output gradient with
 the kernel flipped and its channel axes swapped, so it runs through the same code (where it pays: from F to C
 channels). The weight gradient is the adjoint of the forward products: dU_k (F, C) = dM_k (F, tiles) @ V_k (C,
 tiles)^T with dM = A dY A^T per output tile (`_gradient_transform`), then dW = G^T dU G for every (f, c)
-(`weight_gradient`, where `weight_gradient_pays`; shifted outer products elsewhere). The definition these are tested against is im2col + GEMM (`tinyinception.kernels.im2col`).
+(`weight_gradient`, where `weight_gradient_pays`; shifted outer products elsewhere). Where both gradients run here,
+the output gradient is laid out once for both (`TileGrad`, the padded grid the input gradient convolves). The
+definition these are tested against is im2col + GEMM (`tinyinception.kernels.im2col`).
 """
 import functools
 from typing import NamedTuple
@@ -63,7 +66,7 @@ def supports(kernel_size, stride, padding, dilation, channels, out_channels, siz
 def pays(channels, out_channels):
     """True where a Winograd convolution from ``channels`` to ``out_channels`` beats the shifted products. Per output
     pixel it saves 2*C*F*(9 - 4) flops of products (~0.024 ns per C*F at ~420 GFLOP/s) and costs its transforms:
-    measured on 2 cores, ~0.25 ns per input channel (4 values of V, from 8 reads per 4) and ~0.125 ns per output
+    measured on 2 cores, ~0.25 ns per input channel (each row of 4 values of V from 8 reads) and ~0.125 ns per output
     channel. So: C*F > 10*C + 5*F (measured at batch 32: 16->32 on 28x28 0.85x the shifted products' time, 32->16
     0.94x, 16->16 0.88x; 32->8 1.12x and 4->64 1.07x, where it does not pay)."""
     return channels * out_channels > 10 * channels + 5 * out_channels
@@ -86,8 +89,8 @@ def flipped_taps(taps):
 
 @functools.lru_cache(maxsize=1024)
 def tile_grids(x_shape):
-    """x_shape (C, N, H, W) -> the layouts of one convolution: (input grid, output grid, tiles_h, tiles_w), both `strided_conv.PhaseGrid`s
-    with column stride 2 (each channel's row holds the map's even columns, then its odd columns, the N images'
+    """x_shape (C, N, H, W) -> the layouts of one convolution: (input grid, output grid, tiles_h, tiles_w), both
+    `strided_conv.PhaseGrid`s with column stride 2 (each channel's row holds the map's even columns, then its odd columns, the N images'
     values of a pixel side by side). The input grid is padded by 1 and has rows and columns enough for every
     tile's 4x4 patch (a tile row further at the bottom when H is odd); the output grid holds 2*tiles_h rows."""
     _, n, h, w = x_shape
