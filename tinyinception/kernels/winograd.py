@@ -90,9 +90,10 @@ def flipped_taps(taps):
 @functools.lru_cache(maxsize=1024)
 def tile_grids(x_shape):
     """x_shape (C, N, H, W) -> the layouts of one convolution: (input grid, output grid, tiles_h, tiles_w), both
-    `strided_conv.PhaseGrid`s with column stride 2 (each channel's row holds the map's even columns, then its odd columns, the N images'
-    values of a pixel side by side). The input grid is padded by 1 and has rows and columns enough for every
-    tile's 4x4 patch (a tile row further at the bottom when H is odd); the output grid holds 2*tiles_h rows."""
+    `strided_conv.PhaseGrid`s with column stride 2 (each channel's row holds the map's even columns, then its odd
+    columns, the N images' values of a pixel side by side). The input grid is padded by 1 and has rows and columns
+    enough for every tile's 4x4 patch (a tile row further at the bottom when H is odd); the output grid holds
+    2*tiles_h rows."""
     _, n, h, w = x_shape
     tiles_h, tiles_w = -(-h // 2), -(-w // 2)
     return _phase_grid(n, 2 * tiles_h + 2, tiles_w + 1, (1, 1)), _phase_grid(n, 2 * tiles_h, tiles_w, (0, 0)), \
