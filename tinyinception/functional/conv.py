@@ -49,6 +49,20 @@ def _uses_channel_major(x, groups):
     return groups == 1 and backend.kernels_for(x) == "numba"
 
 
+def _products_for(x, weight_shape, stride, padding, dilation, groups):
+    """The kernels module that computes this call as shifted products: `tap_products`' choice, refined to `winograd`
+    for a "same" 3x3 convolution where it pays (which needs the map size, and threaded_blas's compiled BLAS calls);
+    None off the channel-major path or where no BLAS is bound (im2col, or a plain GEMM for 1x1, then)."""
+    if not (_uses_channel_major(x, groups) and blas.available(x.dtype)):
+        return None
+    f, c, kh, kw = weight_shape
+    products = tap_products(c, (kh, kw), stride, padding, dilation, groups)  # groups == 1 here
+    if (products is shifted_conv and winograd.supports((kh, kw), stride, padding, dilation, c, f, x.shape[2:])
+            and threaded_blas.available(x.dtype)):
+        return winograd
+    return products
+
+
 class Conv2d(Function):
     fresh_gradients = True  # every gradient is a new array (see Function)
 
@@ -59,12 +73,7 @@ class Conv2d(Function):
         self.x_shape, self.weight_shape, self.groups = x.shape, weight.shape, groups
         self.pointwise = _is_pointwise((kh, kw), stride, padding, dilation)
         self.channel_major = _uses_channel_major(x, groups)
-        products = tap_products(x.shape[1], (kh, kw), stride, padding, dilation, groups)
-        if (products is shifted_conv and self.channel_major
-                and winograd.supports((kh, kw), stride, padding, dilation, x.shape[1], f, x.shape[2:])
-                and threaded_blas.available(x.dtype)):  # Winograd's products are threaded_blas's compiled calls
-            products = winograd
-        self.products = products if self.channel_major and blas.available(x.dtype) else None
+        self.products = _products_for(x, weight.shape, stride, padding, dilation, groups)
         if self.shifted:
             out = self._forward_shifted(x, weight)
         elif self.channel_major:
