@@ -48,6 +48,22 @@ def test_one_tile_by_hand():
     np.testing.assert_array_equal(b_t, winograd.B_T)
 
 
+@pytest.mark.skipif(not winograd.LITTLE_ENDIAN, reason="the packing is written for little-endian machines")
+def test_paired_stores_put_both_outputs_of_a_tile_row_in_place():
+    """`_store_pairs` (float32, even width) writes each tile row's two outputs as one 8-byte value: bit for bit the
+    column pass A^T (row pass) written value by value, here for tile row 1, tile columns 2 and 3 of 3 images."""
+    images, h, w, ty, tx0, tiles = 3, 6, 10, 1, 2, 2
+    s = _random((8, tiles * images), np.float32)
+    plane = np.full((images, h, w), np.nan, np.float32)
+    winograd._store_pairs(s, plane, ty, tx0, tiles * images)
+    expected = np.full_like(plane, np.nan)
+    for a in range(2):
+        s0, s1, s2, s3 = s[4 * a:4 * a + 4].reshape(4, tiles, images)
+        expected[:, 2 * ty + a, 2 * tx0:2 * (tx0 + tiles):2] = (s0 + s1 + s2).T
+        expected[:, 2 * ty + a, 2 * tx0 + 1:2 * (tx0 + tiles):2] = (s1 - s2 - s3).T
+    np.testing.assert_array_equal(plane, expected)  # NaN where nothing may be written
+
+
 @needs_pool
 def test_transform_weight_is_g_g_gt_per_filter_and_channel():
     weight = _random((5, 4, 3, 3), np.float64)
