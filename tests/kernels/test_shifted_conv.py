@@ -91,23 +91,26 @@ def test_supports(kernel, stride, padding, dilation, supported):
     ((1, 7), (0, 3), 5, 4, True),  # a 1x7 pads x: rows along x, no padding in the pitch, no anchor wasted
     ((7, 1), (3, 0), 4, 5, False),
 ])
-def test_grid_layout_numba_matches_numpy(kernel, padding, rows, pitch, transposed):
-    planes = _random((3, 2, 4, 5), np.float32)
-    grid = shifted_conv.grid_geometry((2, 3, 4, 5), kernel, (1, 1), padding, (1, 1))
-    assert (grid.rows, grid.pitch, grid.transposed, grid.anchors) == (rows, pitch, transposed, rows * pitch * 2)
-    expected = shifted_conv.to_grid_numpy(planes, grid, 3, 4)
-    rows = shifted_conv.to_grid(planes, grid, 3, 4, "test_grid")
-    assert rows.flags.c_contiguous and rows.shape[1] == workspace.row_pitch(expected.shape[1], 4)
+@pytest.mark.parametrize("images, dtype, before", [(2, np.float32, 4),  # two images' values per store (pairs.pack)
+                                                   (2, np.float32, 3), (3, np.float32, 4),  # value by value
+                                                   (2, np.float64, 4)])
+def test_grid_layout_numba_matches_numpy(kernel, padding, rows, pitch, transposed, images, dtype, before):
+    planes = _random((3, images, 4, 5), dtype)
+    grid = shifted_conv.grid_geometry((images, 3, 4, 5), kernel, (1, 1), padding, (1, 1))
+    assert (grid.rows, grid.pitch, grid.transposed, grid.anchors) == (rows, pitch, transposed, rows * pitch * images)
+    expected = shifted_conv.to_grid_numpy(planes, grid, before, 4)
+    rows = shifted_conv.to_grid(planes, grid, before, 4, "test_grid")
+    assert rows.flags.c_contiguous and rows.shape[1] == workspace.row_pitch(expected.shape[1], planes.itemsize)
     assert not rows[:, expected.shape[1]:].any()  # the slack at the end of each row (see `row_pitch`) is zeroed too
     rows = rows[:, :expected.shape[1]]
     np.testing.assert_array_equal(rows, expected)
-    np.testing.assert_array_equal(shifted_conv.from_grid(rows, grid, 3, 4, 5), planes)
-    np.testing.assert_array_equal(shifted_conv.from_grid_numpy(rows, grid, 3, 4, 5), planes)
+    np.testing.assert_array_equal(shifted_conv.from_grid(rows, grid, before, 4, 5), planes)
+    np.testing.assert_array_equal(shifted_conv.from_grid_numpy(rows, grid, before, 4, 5), planes)
     # zeros everywhere outside the planes: margins, the padding after each row
     assert np.count_nonzero(rows) == np.count_nonzero(planes)
     # pixel (y, x) of image n at before + (u*pitch + v)*N + n
     u, v = (4, 1) if transposed else (1, 4)
-    np.testing.assert_array_equal(rows[:, 3 + (u * grid.pitch + v) * 2 + 1], planes[:, 1, 1, 4])
+    np.testing.assert_array_equal(rows[:, before + (u * grid.pitch + v) * images + 1], planes[:, 1, 1, 4])
 
 
 @pytest.mark.parametrize("length, itemsize, pitch", [(27904, 4, 27920), (27920, 4, 27920), (1, 4, 16), (17, 4, 48),

@@ -57,15 +57,17 @@ def test_strided_conv_matches_im2col(kernel, stride, padding, dilation, dtype):
 
 
 @pytest.mark.parametrize("kernel, stride, padding, dilation", GEOMETRIES[:4])
-def test_phase_layout_numba_matches_numpy(kernel, stride, padding, dilation):
-    planes = _random((3, 2, 9, 8), np.float32)
-    grid = strided_conv.grid_geometry((2, 3, 9, 8), kernel, stride, padding, dilation)
+@pytest.mark.parametrize("images, dtype", [(2, np.float32),  # two images' values per 8-byte store (pairs.pack)
+                                           (3, np.float32), (2, np.float64)])  # value by value
+def test_phase_layout_numba_matches_numpy(kernel, stride, padding, dilation, images, dtype):
+    planes = _random((3, images, 9, 8), dtype)
+    grid = strided_conv.grid_geometry((images, 3, 9, 8), kernel, stride, padding, dilation)
     rows = strided_conv.to_phase_grid(planes, grid, "test_phases")
     expected = strided_conv.to_phase_grid_numpy(planes, grid)
     assert not rows[:, expected.shape[1]:].any()  # the slack after each row (see `workspace.row_pitch`)
     np.testing.assert_array_equal(rows[:, :expected.shape[1]], expected)
     assert np.count_nonzero(rows) == np.count_nonzero(planes)  # every pixel once, zeros elsewhere
-    np.testing.assert_array_equal(strided_conv.from_phase_grid(rows, grid, (2, 3, 9, 8)), planes)
+    np.testing.assert_array_equal(strided_conv.from_phase_grid(rows, grid, (images, 3, 9, 8)), planes)
 
 
 @needs_blas

@@ -48,7 +48,7 @@ def test_one_tile_by_hand():
     np.testing.assert_array_equal(b_t, winograd.B_T)
 
 
-@pytest.mark.skipif(not winograd.LITTLE_ENDIAN, reason="the packing is written for little-endian machines")
+@pytest.mark.skipif(not winograd.PAIRS_FIT, reason="the packing is written for little-endian machines")
 def test_paired_stores_put_both_outputs_of_a_tile_row_in_place():
     """`_store_pairs` (float32, even width) writes each tile row's two outputs as one 8-byte value: bit for bit the
     column pass A^T (row pass) written value by value, here for tile row 1, tile columns 2 and 3 of 3 images."""

@@ -36,12 +36,12 @@ the output gradient is laid out once for both (`TileGrad`, the padded grid the i
 definition these are tested against is im2col + GEMM (`tinyinception.kernels.im2col`).
 """
 import functools
-import sys
 from typing import NamedTuple
 
 import numpy as np
 
 from . import blas, shifted_conv, strided_conv, threaded_blas, workspace
+from .pairs import PAIRS_FIT, pack
 from ..profiler import section
 from ._numba import njit, numba_threads, prange, serial_twin
 from .threaded_blas import _block, _gemm
@@ -56,7 +56,6 @@ COLUMNS_IN_CACHE = 1 << 14  # a block's V and M together hold about this many va
 # an output phase grid (contiguous runs) and one copy, measured faster there (64->96 at 35x35: 10.0 vs 11.0 ms;
 # in place: 16->32 at 28x28 0.71 vs 0.76 ms, 64->64 at 17x17 2.09 vs 2.23)
 IN_PLACE_BYTES = 4 << 20
-LITTLE_ENDIAN = sys.byteorder == "little"  # `_store_pairs` packs two float32 values into one uint64
 
 
 def supports(kernel_size, stride, padding, dilation, channels, out_channels, size):
@@ -267,7 +266,7 @@ def _output_transform_in_place(m, f, s, plane, ty, tx0, columns):
     and the values are float32, `_store_pairs` stores the two outputs of a tile row together)."""
     images, h, w = plane.shape
     _row_pass(m, f, s, columns)
-    if w % 2 == 0 and plane.itemsize == 4 and LITTLE_ENDIAN:
+    if w % 2 == 0 and plane.itemsize == 4 and PAIRS_FIT:
         _store_pairs(s, plane, ty, tx0, columns)
         return
     for a in range(min(2, h - 2 * ty)):
@@ -286,11 +285,10 @@ def _output_transform_in_place(m, f, s, plane, ty, tx0, columns):
 @njit(cache=True)
 def _store_pairs(s, plane, ty, tx0, columns):
     """The column pass of `_output_transform_in_place` for float32 on a map of even width: a tile's two outputs in
-    a row, (y, 2tx) and (y, 2tx + 1), are neighbours, so they go out as one 8-byte value (the low half the left
-    one, on a little-endian machine) through a uint64 view of plane (N, H, W/2): half as many scattered stores."""
+    a row, (y, 2tx) and (y, 2tx + 1), are neighbours, so they go out as one 8-byte value (`pairs.pack`) through a
+    uint64 view of plane (N, H, W/2): half as many scattered stores."""
     images, h, _ = plane.shape
     pairs = plane.view(np.uint64)
-    high = np.uint64(32)
     for a in range(min(2, h - 2 * ty)):
         y = 2 * ty + a
         s0, s1, s2, s3 = s[4 * a], s[4 * a + 1], s[4 * a + 2], s[4 * a + 3]
@@ -298,9 +296,7 @@ def _store_pairs(s, plane, ty, tx0, columns):
             first = t * images
             for n in range(images):
                 q = first + n
-                left = np.float32(s0[q] + s1[q] + s2[q]).view(np.uint32)
-                right = np.float32(s1[q] - s2[q] - s3[q]).view(np.uint32)
-                pairs[n, y, tx0 + t] = np.uint64(left) | (np.uint64(right) << high)
+                pairs[n, y, tx0 + t] = pack(s0[q] + s1[q] + s2[q], s1[q] - s2[q] - s3[q])
 
 
 @njit(parallel=True, cache=True)
