@@ -81,6 +81,19 @@ def test_matmul_into_out(dtype, split_small_products):
 
 @needs_pool
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_product_too_small_to_split_is_one_numpy_call(dtype):
+    """Below MIN_PART_FLOPS (one part) matmul hands the product to NumPy's ``@``, which makes the same single BLAS
+    call: the same values, bit for bit, into ``out`` when given."""
+    a, b = _random((16, 9), dtype), _random((9, 40), dtype, 1)
+    assert 2.0 * 16 * 9 * 40 < threaded_blas.MIN_PART_FLOPS
+    out = np.full((16, 40), np.nan, dtype)
+    assert threaded_blas.matmul(a, b, out=out) is out
+    np.testing.assert_array_equal(out, a @ b)
+    np.testing.assert_array_equal(threaded_blas.matmul(a, b), a @ b)
+
+
+@needs_pool
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("chunk", [3, 1000])
 def test_shifted_sum_matches_per_tap_products(dtype, transposed, chunk, split_small_products):

@@ -250,7 +250,13 @@ def gemm(a, b, out, beta=0.0):
 
 def matmul(a, b, out=None):
     """``a @ b`` (into ``out`` when given) for 2-D float arrays, by `gemm` where it applies; the arrays' own ``@``
-    otherwise (other dtypes, layouts BLAS cannot read in place, batched operands, CuPy arrays)."""
+    otherwise (other dtypes, layouts BLAS cannot read in place, batched operands, CuPy arrays), and for a product
+    too small to split (one part, `_parts`): NumPy's ``@`` makes the same single BLAS call on this thread with less
+    Python around it (measured: 2.5 instead of 8.8 us for a 16x9 @ 9x512 product)."""
+    if (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.ndim == b.ndim == 2
+            and 2.0 * a.shape[0] * a.shape[1] * b.shape[1] < MIN_PART_FLOPS and available(a.dtype)):
+        keep_openblas_on_one_thread()
+        return a @ b if out is None else np.matmul(a, b, out=out)
     if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.ndim == b.ndim == 2
             and a.dtype == b.dtype and available(a.dtype) and _readable(a) and _readable(b)
             and (out is None or (out.dtype == a.dtype and _readable(out) and out.flags.c_contiguous))):
