@@ -1,15 +1,16 @@
 """Two float32 values in one 8-byte store: halving the scattered stores of a transposing copy.
 
 The layouts of the convolutions keep the N images' values of a pixel side by side, while NumPy's (C, N, H, W) keeps
-each image's pixels side by side, so moving data between the two is a transposition: one side is read or written
-N values apart. LLVM turns such a loop into scatter instructions, whose cost grows with the number of values they
-store. Where two values that land next to each other can be
-computed in the same loop (two neighbouring images of a pixel, the two outputs of a Winograd tile row), one uint64
-store can carry both: ``pack(first, second)`` puts ``first`` in the low half, which is the lower address on a
-little-endian machine (x86-64, ARM64), so writing it through a uint64 view of a float32 array stores the two values
-in order. Callers use it only where `PAIRS_FIT` holds and fall back to value-by-value stores elsewhere.
-Measured on 2 cores: the Winograd output transform 12% faster (a whole 16->32 convolution at 28x28: 0.69 -> 0.61 ms),
-the grid copies of the shifted and strided convolutions 17-26% faster. (Reading pairs back the same way, in the
+each image's pixels side by side, so moving data between the two is a transposition: one side is read or written N
+values apart. LLVM turns such a loop into scatter instructions, whose cost grows with the number of values they
+store. Where two values that land next to each other can be computed in the same loop (two neighbouring images of a
+pixel, the two outputs of a Winograd tile row), one uint64 store can carry both: ``pack(first, second)`` puts
+``first`` in the low half, which is the lower address on a little-endian machine (x86-64, ARM64), so writing it
+through a uint64 view of a float32 array stores the two values in order. Callers use it only where `PAIRS_FIT` holds
+and fall back to value-by-value stores elsewhere.
+
+Measured on 2 cores: the Winograd output transform 12% faster (a whole 16->32 convolution at 28x28: 0.69 -> 0.61
+ms), the grid copies of the shifted and strided convolutions 17-26% faster. (Reading pairs back the same way, in the
 inverse copies, measured 1-6% faster: not done.)
 """
 import sys
