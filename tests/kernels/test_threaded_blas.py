@@ -81,11 +81,16 @@ def test_matmul_into_out(dtype, split_small_products):
 
 @needs_pool
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_product_too_small_to_split_is_one_numpy_call(dtype):
-    """Below MIN_PART_FLOPS (one part) matmul hands the product to NumPy's ``@``, which makes the same single BLAS
-    call: the same values, bit for bit, into ``out`` when given."""
+def test_a_product_too_small_to_split_is_one_numpy_call(dtype, monkeypatch):
+    """Below MIN_PART_FLOPS (one part) matmul hands the product to NumPy's ``@`` (never to `gemm`), which makes the
+    same single BLAS call: the same values, bit for bit, into ``out`` when given."""
     a, b = _random((16, 9), dtype), _random((9, 40), dtype, 1)
     assert 2.0 * 16 * 9 * 40 < threaded_blas.MIN_PART_FLOPS
+
+    def no_gemm(*args, **kwargs):
+        raise AssertionError("a small product went through threaded_blas.gemm")
+
+    monkeypatch.setattr(threaded_blas, "gemm", no_gemm)
     out = np.full((16, 40), np.nan, dtype)
     assert threaded_blas.matmul(a, b, out=out) is out
     np.testing.assert_array_equal(out, a @ b)

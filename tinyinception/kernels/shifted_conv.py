@@ -45,7 +45,7 @@ import numpy as np
 from . import blas, blocked_weight_grad, threaded_blas, workspace
 from ..profiler import section
 from ._numba import njit, prange, threaded_when_large
-from .pairs import PAIRS_FIT, pack, rows_take_pairs
+from . import pairs
 
 CHUNK = 8192  # anchors per block of products (measured on the Inception shapes: 8192 beat 1024-4096 and no blocks)
 
@@ -160,15 +160,18 @@ def _to_grid(planes, rows, pitch, before, transposed):
     """Each channel's row zeroed, then filled one grid row (u) at a time: for each image, the pixels of that row
     read in order and written N values apart, into a stretch of ``pitch * N`` values that stays in the cache.
     Images n and n + 1 of a pixel are neighbours in the row: for float32, an even batch and an even ``before``
-    they go out together (`_copy_in_pairs`)."""
+    they go out together (`pairs.copy_row`, image row y at ``before + y*N`` with columns pitch*N apart when the
+    rows run along x, at ``before + y*pitch*N`` with columns N apart otherwise)."""
     channels, images, h, w = planes.shape
     zero = planes.dtype.type(0)
-    in_pairs = images % 2 == 0 and before % 2 == 0 and planes.itemsize == 4 and PAIRS_FIT \
-        and rows_take_pairs(rows)
+    in_pairs = before % 2 == 0 and pairs.fit(rows, images)
+    column_at = np.arange(w) * (pitch * images if transposed else images)
     for c in prange(channels):
         rows[c, :] = zero
         if in_pairs:
-            _copy_in_pairs(planes[c], rows[c], pitch, before, transposed)
+            for y in range(h):
+                pairs.copy_row(planes[c], y, rows[c], before + y * (images if transposed else pitch * images),
+                               column_at)
         elif transposed:  # grid row u is image column x: each plane read in order, written across the channel's row
             for n in range(images):
                 for y in range(h):
@@ -179,20 +182,6 @@ def _to_grid(planes, rows, pitch, before, transposed):
                 for n in range(images):
                     for x in range(w):
                         rows[c, before + (y * pitch + x) * images + n] = planes[c, n, y, x]
-
-
-@njit(cache=True)
-def _copy_in_pairs(planes, row, pitch, before, transposed):
-    """`_to_grid` for one channel, planes (N, H, W), two images at a time: pixel (y, x) of images n and n + 1 as
-    one 8-byte store (`pairs.pack`) through a uint64 view of the row (everything even, so the pair is aligned)."""
-    images, h, w = planes.shape
-    row_pairs = row.view(np.uint64)
-    for y in range(h):
-        for n in range(0, images, 2):
-            first, second = planes[n, y], planes[n + 1, y]
-            for x in range(w):
-                at = before + ((x * pitch + y) if transposed else (y * pitch + x)) * images + n
-                row_pairs[at >> 1] = pack(first[x], second[x])
 
 
 @threaded_when_large

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import workspace
 from ._numba import njit, prange, threaded_when_large
-from .pairs import PAIRS_FIT, pack, rows_take_pairs
+from . import pairs
 from .shifted_conv import from_grid, shifted_outer_products, sum_of_shifted_products, to_grid
 
 
@@ -114,36 +114,22 @@ def _column_offsets(w, sw, pw, block, images):
 def _to_phase_grid(planes, rows, sh, sw, ph, pw, grid_rows, pitch):
     """Each channel's row zeroed, then each plane row y copied in order into its phase row (the places of the
     columns worked out once, `_column_offsets`, so no division is left in the inner loop). Images n and n + 1 of a
-    pixel are neighbours in the row: for float32 and an even batch they go out together (`_copy_row_in_pairs`)."""
+    pixel are neighbours in the row: for float32 and an even batch they go out together (`pairs.copy_row`)."""
     channels, images, h, w = planes.shape
     block = grid_rows * pitch * images
     column_at = _column_offsets(w, sw, pw, block, images)
     zero = planes.dtype.type(0)
-    in_pairs = images % 2 == 0 and planes.itemsize == 4 and PAIRS_FIT \
-        and rows_take_pairs(rows)
+    in_pairs = pairs.fit(rows, images)
     for c in prange(channels):
         rows[c, :] = zero
         for y in range(h):
             row_at = ((y + ph) % sh) * sw * block + ((y + ph) // sh) * pitch * images
             if in_pairs:
-                _copy_row_in_pairs(planes[c], y, rows[c], row_at, column_at)
+                pairs.copy_row(planes[c], y, rows[c], row_at, column_at)
                 continue
             for n in range(images):
                 for x in range(w):
                     rows[c, row_at + column_at[x] + n] = planes[c, n, y, x]
-
-
-@njit(cache=True)
-def _copy_row_in_pairs(planes, y, row, row_at, column_at):
-    """Row y of planes (N, H, W) into row (float32, N even, offsets even): pixel x of images n and n + 1 as one
-    8-byte store (`pairs.pack`) at ``(row_at + column_at[x] + n) / 2`` of a uint64 view: half the scattered
-    stores of the value-by-value copy."""
-    images, _, w = planes.shape
-    row_pairs = row.view(np.uint64)
-    for n in range(0, images, 2):
-        first, second = planes[n, y], planes[n + 1, y]
-        for x in range(w):
-            row_pairs[(row_at + column_at[x] + n) >> 1] = pack(first[x], second[x])
 
 
 @threaded_when_large
