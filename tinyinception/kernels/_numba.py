@@ -2,7 +2,7 @@
 
 Every Numba kernel in this package is compiled lazily (on first call, once per dtype) with
 ``cache=True``, so the machine code is written to ``__pycache__`` and later processes load it
-instead of compiling again.
+instead of compiling again (`_cache`: a change to any kernel file of the package recompiles them all).
 
 The threading layer defaults to Numba's work queue (see below), chosen before the first parallel kernel runs.
 """
@@ -39,6 +39,12 @@ except ImportError:  # keep the NumPy kernels usable without Numba
         if len(args) == 1 and callable(args[0]) and not kwargs:
             return decorate(args[0])
         return decorate
+
+
+if NUMBA_AVAILABLE:
+    from . import _cache
+
+    _cache.install()  # before any kernel is decorated: every kernel module takes njit from here
 
 
 def numba_threads():
