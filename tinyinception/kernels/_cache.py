@@ -57,9 +57,18 @@ class _PackageStamp:
         return super().get_source_stamp(), sources_digest()
 
 
-LOCATORS = () if caching is None else tuple(
-    type(base.__name__ + "ForPackage", (_PackageStamp, base), {})
-    for base in (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator, caching.UserWideCacheLocator))
+LOCATORS = ()
+if caching is not None:
+    class UserProvidedForPackage(_PackageStamp, caching.UserProvidedCacheLocator):
+        """In ``NUMBA_CACHE_DIR``, where it is set."""
+
+    class InTreeForPackage(_PackageStamp, caching.InTreeCacheLocator):
+        """In the ``__pycache__`` beside the source file, where it is writable."""
+
+    class UserWideForPackage(_PackageStamp, caching.UserWideCacheLocator):
+        """In the user's cache directory (~/.cache/numba) otherwise."""
+
+    LOCATORS = (UserProvidedForPackage, InTreeForPackage, UserWideForPackage)  # Numba's order
 
 
 def install():
