@@ -51,16 +51,21 @@ def test_editing_a_called_file_recompiles_the_kernels_of_other_files(tmp_path):
     assert _probe(tmp_path) == "True"
 
 
-def test_digest_covers_the_files_with_kernels_only(tmp_path):
-    (tmp_path / "sub").mkdir()
-    kernel, plain = tmp_path / "sub" / "kernel.py", tmp_path / "plain.py"
-    kernel.write_text("from numba import njit\n")
-    plain.write_text("x = 1\n")
-    first = _cache.sources_digest.__wrapped__(tmp_path)
-    plain.write_text("x = 2\n")
-    assert _cache.sources_digest.__wrapped__(tmp_path) == first
-    kernel.write_text("from numba import njit  # edited\n")
-    assert _cache.sources_digest.__wrapped__(tmp_path) != first
+def test_digest_covers_kernels_and_files_with_kernels_only(tmp_path):
+    """Every file of kernels/ (constants such as blas.TRANS are compiled into the kernels), and every other file
+    with a kernel; an edit elsewhere (a model) leaves the cache alone."""
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "optim").mkdir()
+    files = {"constants": tmp_path / "kernels" / "blas.py", "kernel elsewhere": tmp_path / "optim" / "_kernel.py",
+             "plain": tmp_path / "model.py"}
+    for path in files.values():
+        path.write_text("x = 1\n")
+    files["kernel elsewhere"].write_text("from numba import njit\n")
+    digest = _cache.sources_digest.__wrapped__
+    for name, path in files.items():
+        before = digest(tmp_path)
+        path.write_text(path.read_text() + "# edited\n")
+        assert (digest(tmp_path) != before) is (name != "plain"), name
 
 
 def test_the_package_locators_come_first_and_apply_to_package_files_only():

@@ -7,11 +7,14 @@ process would load the old machine code of `strided_conv`'s kernels from the cac
 keeps giving its old numbers (checked with Numba 0.68: the grid copy stayed right after `pairs.pack` was broken, until
 the cache was cleared). The same happens after an upgrade that changes only the called file.
 
-So, for the files of this package only, the stamp also holds a hash of all of the package's source files that
-contain Numba kernels: a change to any of them recompiles every kernel once, in the next process that calls it.
-(Each locator below is Numba's own, with that stamp; files outside the package keep Numba's behaviour. Numba keeps
+Constants are compiled in too: the kernels that call BLAS read `blas.NO_TRANS` and `blas.TRANS`, from a file with no
+kernel in it. So, for the files of this package only, the stamp also holds a hash of every file of `kernels/` and
+every other file of the package that contains Numba kernels: a change to any of them recompiles every kernel once,
+in the next process that calls it. (An edit elsewhere, a model or the training loop, recompiles nothing.)
+
+Each locator below is Numba's own, with that stamp; files outside the package keep Numba's behaviour. Numba keeps
 the list of locators in a class attribute, `CacheImpl._locator_classes`: where a Numba version has no such list the
-cache works as Numba's, and clearing ``__pycache__`` after editing a kernel is what helps.)
+cache works as Numba's, and clearing ``__pycache__`` after editing a kernel is what helps.
 """
 import functools
 import hashlib
@@ -27,11 +30,13 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1]
 
 @functools.lru_cache(maxsize=None)
 def sources_digest(package=PACKAGE):
-    """SHA-256 over the names and contents of the package's ``.py`` files that mention ``njit``, in name order."""
+    """SHA-256 over the names and contents of the package's ``.py`` files in ``kernels/`` or mentioning ``njit``, in
+    name order."""
     digest = hashlib.sha256()
+    kernels = pathlib.Path(package) / "kernels"
     for path in sorted(pathlib.Path(package).rglob("*.py")):
         text = path.read_bytes()
-        if b"njit" in text:
+        if path.parent == kernels or b"njit" in text:
             digest.update(path.relative_to(package).as_posix().encode() + b"\0" + text + b"\0")
     return digest.hexdigest()
 
