@@ -42,10 +42,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import blas, blocked_weight_grad, threaded_blas, workspace
+from . import blas, blocked_weight_grad, pairs, threaded_blas, workspace
 from ..profiler import section
 from ._numba import njit, prange, threaded_when_large
-from . import pairs
 
 CHUNK = 8192  # anchors per block of products (measured on the Inception shapes: 8192 beat 1024-4096 and no blocks)
 

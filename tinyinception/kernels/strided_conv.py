@@ -24,9 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import workspace
+from . import pairs, workspace
 from ._numba import njit, prange, threaded_when_large
-from . import pairs
 from .shifted_conv import from_grid, shifted_outer_products, sum_of_shifted_products, to_grid
 
 
