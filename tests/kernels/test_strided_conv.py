@@ -70,6 +70,19 @@ def test_phase_layout_numba_matches_numpy(kernel, stride, padding, dilation, ima
     np.testing.assert_array_equal(strided_conv.from_phase_grid(rows, grid, (images, 3, 9, 8)), planes)
 
 
+def test_a_phase_layout_alone_lays_out_like_its_grid():
+    """`PhaseLayout` (the layout fields only, as Winograd's tile grids use them) gives the same rows as the full
+    `PhaseGrid` with those fields, there and back."""
+    planes = _random((3, 2, 9, 8), np.float32)
+    grid = strided_conv.grid_geometry((2, 3, 9, 8), (3, 3), (2, 2), (1, 1), (1, 1))
+    layout = strided_conv.PhaseLayout(grid.stride, grid.padding, grid.rows, grid.pitch, grid.images, grid.block,
+                                      grid.after)
+    assert layout.phases == grid.phases == 4
+    expected = strided_conv.to_phase_grid(planes, grid, "test_phases").copy()
+    np.testing.assert_array_equal(strided_conv.to_phase_grid(planes, layout, "test_layout"), expected)
+    np.testing.assert_array_equal(strided_conv.from_phase_grid(expected, layout, (2, 3, 9, 8)), planes)
+
+
 @needs_blas
 def test_conv2d_uses_phases_for_strided_convolutions_with_enough_channels():
     x = ti.Tensor(_random((2, 16, 9, 9), np.float32), requires_grad=True)

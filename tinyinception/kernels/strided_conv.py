@@ -29,6 +29,23 @@ from ._numba import njit, prange, threaded_when_large
 from .shifted_conv import from_grid, shifted_outer_products, sum_of_shifted_products, to_grid
 
 
+class PhaseLayout(NamedTuple):
+    """Only the layout of a phase grid, for a caller with taps of its own (`tinyinception.kernels.winograd`): what
+    `to_phase_grid` and `from_phase_grid` read, the same fields as `PhaseGrid`'s."""
+
+    stride: tuple  # (sh, sw)
+    padding: tuple  # (ph, pw), stored as zeros
+    rows: int
+    pitch: int
+    images: int
+    block: int  # rows * pitch * images
+    after: int = 0  # zeros after the last phase block
+
+    @property
+    def phases(self):
+        return self.stride[0] * self.stride[1]
+
+
 class PhaseGrid(NamedTuple):
     """Geometry of the phase layout of an (N, C, H, W) input for one strided convolution: pixel (u, v) of a phase
     image of image n sits at ``phase * block + (u*pitch + v)*images + n`` (the batch innermost, as in
@@ -147,7 +164,8 @@ def _from_phase_grid(rows, planes, sh, sw, ph, pw, grid_rows, pitch):
 
 
 def to_phase_grid(planes, grid, scratch_name):
-    """Numba version of `to_phase_grid_numpy`, into the reusable buffer ``scratch_name``."""
+    """Numba version of `to_phase_grid_numpy`, into the reusable buffer ``scratch_name`` (grid: a `PhaseGrid` or a
+    `PhaseLayout`)."""
     rows = workspace.scratch_rows(scratch_name, planes.shape[0], grid.phases * grid.block + grid.after, planes.dtype)
     _to_phase_grid(np.ascontiguousarray(planes), rows, *grid.stride, *grid.padding, grid.rows, grid.pitch)
     return rows

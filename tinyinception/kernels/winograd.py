@@ -91,22 +91,19 @@ def flipped_taps(taps):
 @functools.lru_cache(maxsize=1024)
 def tile_grids(x_shape):
     """x_shape (C, N, H, W) -> the layouts of one convolution: (input grid, output grid, tiles_h, tiles_w), both
-    `strided_conv.PhaseGrid`s with column stride 2 (each channel's row holds the map's even columns, then its odd
+    `strided_conv.PhaseLayout`s with column stride 2 (each channel's row holds the map's even columns, then its odd
     columns, the N images' values of a pixel side by side). The input grid is padded by 1 and has rows and columns
     enough for every tile's 4x4 patch (a tile row further at the bottom when H is odd); the output grid holds
-    2*tiles_h rows."""
+    2*tiles_h rows. Every read stays inside the phase blocks, so no zeros are needed after them."""
     _, n, h, w = x_shape
     tiles_h, tiles_w = -(-h // 2), -(-w // 2)
-    return _phase_grid(n, 2 * tiles_h + 2, tiles_w + 1, (1, 1)), _phase_grid(n, 2 * tiles_h, tiles_w, (0, 0)), \
+    return _phase_layout(n, 2 * tiles_h + 2, tiles_w + 1, (1, 1)), _phase_layout(n, 2 * tiles_h, tiles_w, (0, 0)), \
         tiles_h, tiles_w
 
 
-def _phase_grid(images, rows, pitch, padding):
-    """A column-stride-2 `strided_conv.PhaseGrid` of ``rows`` x ``pitch`` pixels per phase (no taps: only its
-    layout functions are used; every read stays inside the phase blocks, so no zeros are needed after them)."""
-    block = rows * pitch * images
-    return strided_conv.PhaseGrid((1, 2), padding, rows, pitch, images, block, block, (0,), (0,), (0,),
-                                  rows, 2 * pitch)
+def _phase_layout(images, rows, pitch, padding):
+    """A column-stride-2 layout of ``rows`` x ``pitch`` pixels per phase."""
+    return strided_conv.PhaseLayout((1, 2), padding, rows, pitch, images, rows * pitch * images)
 
 
 def convolve(x_cnhw, u, x_rows=None):
