@@ -12,6 +12,8 @@ Format (``FORMAT_VERSION`` 1): ``pickle`` protocol 4 of a dict
     train_loader      the training DataLoader's state_dict() ({"seed", "epoch", "batch"}) or None
     rng_state         ti.get_rng_state() (dropout and initialisation draws)
     history           list of the per-epoch metric dicts so far (what metrics.jsonl holds)
+    plan              what the run was planned as: {"epochs", "steps_per_epoch", "optimizer" (class name),
+                      "settings" (each parameter group's hyperparameters, lr = the peak)}; resuming compares it
     best_val_accuracy the best validation accuracy so far (or None)
     config            free-form dict from the caller (the CLI stores model name, width, dataset...)
 
@@ -99,22 +101,58 @@ class _CheckpointUnpickler(pickle.Unpickler):
         return _ALLOWED_GLOBALS[(module, name)]
 
 
+# The fields `fit` reads back, with the type each must have when present.
+_FIELD_TYPES = {"model": dict, "optimizer": dict, "scheduler": (dict, type(None)), "epoch": int,
+                "global_step": int, "train_loader": (dict, type(None)), "history": list, "config": dict,
+                "plan": (dict, type(None)), "best_val_accuracy": (int, float, type(None))}
+
+
+def _unpickle(path):
+    """The object pickled in ``path``; any failure of the bytes becomes a CheckpointError naming the file."""
+    try:
+        with open(path, "rb") as handle:
+            return _CheckpointUnpickler(handle).load()
+    except OSError:
+        raise
+    except Exception as error:      # noqa: BLE001 -- hostile bytes raise anything (MemoryError, KeyError...)
+        reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        raise CheckpointError(f"load_checkpoint: {path} is not a readable checkpoint ({reason[:200]})") from None
+
+
+def _check_fields(payload, path):
+    for name, kinds in _FIELD_TYPES.items():
+        if name in payload and (not isinstance(payload[name], kinds) or isinstance(payload[name], bool)):
+            raise CheckpointError(f"load_checkpoint: {path}: field {name!r} is a {type(payload[name]).__name__}, "
+                                  f"not what a checkpoint holds; the file is damaged or not a checkpoint")
+    for key, value in (payload.get("model") or {}).items():
+        if not isinstance(value, np.ndarray):
+            raise CheckpointError(f"load_checkpoint: {path}: model entry {key!r} is a {type(value).__name__}, "
+                                  f"expected a NumPy array")
+
+
 def load_checkpoint(path):
     """Read a checkpoint written by :func:`save_checkpoint`; returns its dict.
 
-    Raises FileNotFoundError if ``path`` does not exist and CheckpointError if it is not a readable checkpoint.
+    Raises FileNotFoundError if ``path`` does not exist and CheckpointError (naming the file) if it is not a
+    readable checkpoint: bytes that do not unpickle, a pickle of something else, a field of the wrong type. No
+    other error comes out of reading damaged or hostile bytes.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load_checkpoint: no checkpoint file at {path}")
-    try:
-        with open(path, "rb") as handle:
-            payload = _CheckpointUnpickler(handle).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
-        raise CheckpointError(f"load_checkpoint: {path} is not a readable checkpoint ({error})") from error
+    payload = _unpickle(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise CheckpointError(f"load_checkpoint: {path} is not a tinyinception checkpoint")
     if payload.get("version") != FORMAT_VERSION:
-        raise CheckpointError(f"load_checkpoint: {path} has format version {payload.get('version')}, this "
+        raise CheckpointError(f"load_checkpoint: {path} has format version {payload.get('version')!r}, this "
                               f"tinyinception reads version {FORMAT_VERSION}")
+    _check_fields(payload, path)
     return payload
+
+
+def require_fields(state, path, *names):
+    """Raise CheckpointError naming ``path`` unless the loaded checkpoint ``state`` has every field in ``names``."""
+    missing = [name for name in names if name not in state]
+    if missing:
+        raise CheckpointError(f"{path} lacks the field(s) {', '.join(missing)}; it was not written by "
+                              f"ti.train.fit (or `tinyinception train`)")

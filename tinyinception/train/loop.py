@@ -5,11 +5,15 @@ One training step, in order:
     backward -> optional gradient clipping -> optimizer.step -> optional per-step scheduler step.
 Every epoch: evaluation in eval mode under no_grad, one metrics.jsonl line, the curves PNG, ``last.ckpt`` and,
 when validation accuracy improved, ``best.ckpt``. Resuming loads model, optimizer, scheduler, loader position and
-random state, so a resumed run ends with the same weights, bit for bit, as one that never stopped.
+random state, so a resumed run ends with the same weights, bit for bit, as one that never stopped; a resume with
+another plan (more epochs, another lr or optimizer) follows the rule of ``tinyinception.train.resume`` and prints
+one line saying what is kept and what changed. While ``fit`` writes into ``out_dir`` it holds the folder's lock
+(``tinyinception.train.run_folder``): a second run into the same folder is refused.
 """
 import math
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,9 +23,11 @@ from .. import backend
 from ..nn.utils import clip_grad_norm_
 from ..random import get_rng_state, set_rng_state
 from .. import viz
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, require_fields, save_checkpoint
 from .losses import aux_weight_for, cross_entropy_loss, split_outputs, training_loss
 from .metrics import EpochMeter, MetricsLog, count_correct
+from .resume import Resumed, plan_of, restore_optimizer_and_schedule
+from .run_folder import RunLock
 
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
@@ -113,9 +119,9 @@ def predict(model, images, batch_size=256, device="cpu"):
 class _Run:
     """The state of one ``fit`` call: what it trains, where it writes, and how far it got."""
 
-    def __init__(self, model, optimizer, scheduler, train_data, out_dir, config):
+    def __init__(self, model, optimizer, scheduler, train_data, out_dir, config, plan):
         self.model, self.optimizer, self.scheduler, self.train_data = model, optimizer, scheduler, train_data
-        self.config = dict(config or {})
+        self.config, self.plan = dict(config or {}), plan
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
         self.history, self.start_epoch, self.global_step, self.best_val_accuracy = [], 0, 0, None
         if self.out_dir is not None:
@@ -125,13 +131,16 @@ class _Run:
     def path(self, name):
         return None if self.out_dir is None else os.path.join(self.out_dir, name)
 
-    def resume_from(self, path):
-        """Load a checkpoint into the model, optimizer, scheduler, loader and random generator."""
+    def resume_from(self, path, scheduler_interval):
+        """Load a checkpoint into the model, optimizer, scheduler, loader and random generator; returns Resumed.
+
+        What is kept and what this call changes: see ``tinyinception.train.resume``.
+        """
         state = load_checkpoint(path)
+        require_fields(state, path, "model", "optimizer", "epoch", "global_step", "rng_state")
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state.get("scheduler") is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+        kept, changed = restore_optimizer_and_schedule(state, self.optimizer, self.scheduler, self.plan,
+                                                       scheduler_interval)
         if state.get("train_loader") is not None and hasattr(self.train_data, "load_state_dict"):
             self.train_data.load_state_dict(state["train_loader"])
         set_rng_state(state["rng_state"])
@@ -141,6 +150,8 @@ class _Run:
         self.config = {**state.get("config", {}), **self.config}
         if self.out_dir is not None:
             self.metrics.rewrite(self.history)
+        kept = ["weights", "data position", "random state", "history"] + kept
+        return Resumed(os.fspath(path), self.start_epoch, self.global_step, kept, changed)
 
     def save(self, epochs_done, name):
         loader_state = self.train_data.state_dict() if hasattr(self.train_data, "state_dict") else None
@@ -148,22 +159,58 @@ class _Run:
             self.path(name), model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
             scheduler=None if self.scheduler is None else self.scheduler.state_dict(), epoch=epochs_done,
             global_step=self.global_step, train_loader=loader_state, rng_state=get_rng_state(),
-            history=self.history, best_val_accuracy=self.best_val_accuracy, config=self.config)
+            history=self.history, best_val_accuracy=self.best_val_accuracy, config=self.config, plan=self.plan)
 
     def last_good_checkpoint(self):
         path = self.path(LAST_CHECKPOINT)
         return path if path is not None and os.path.exists(path) else None
 
 
-def _train_epoch(run, epoch, epochs, step_fn, progress, on_step):
-    """One pass over the training data; returns its EpochMeter. Raises TrainingDiverged on a non-finite loss."""
+_FIRST_STEP_DONE = []      # non-empty once this process ran a training step (its kernels are compiled or loaded)
+
+
+def _kernels_cached():
+    """True when Numba's on-disk cache already holds kernels of this package (a run on this machine compiled them)."""
+    import glob
+    try:
+        import numba
+    except ImportError:
+        return True
+    kernels = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kernels")
+    places = [os.path.join(kernels, "__pycache__")]
+    if getattr(numba.config, "CACHE_DIR", ""):
+        places.append(numba.config.CACHE_DIR)
+    return any(glob.glob(os.path.join(place, "**", "*.nbi"), recursive=True) for place in places)
+
+
+def _first_step_note(device):
+    """The progress bar's text for the process's first step: the kernels compile (first run only) or load."""
+    if _FIRST_STEP_DONE or device != "cpu" or backend.get_kernels() != "numba":
+        return None
+    return "loading the compiled kernels" if _kernels_cached() else \
+        "first batch: compiling the kernels (first run on this machine only, about a minute)"
+
+
+def _train_epoch(run, epoch, epochs, step_fn, progress, on_step, device="cpu"):
+    """One pass over the training data; returns its EpochMeter. Raises TrainingDiverged on a non-finite loss.
+
+    The process's first step compiles (or loads) the kernels: the bar says so, and its time and images are left
+    out of the epoch's images per second.
+    """
     run.model.train()
     meter = EpochMeter()
     total = len(run.train_data) if hasattr(run.train_data, "__len__") else None
     bar = _progress_bar(total, f"epoch {epoch + 1}/{epochs}", progress)
     try:
         for images, labels in run.train_data:
+            note = _first_step_note(device)
+            if note is not None:
+                bar.set_postfix_str(note)
+                started = time.perf_counter()
             main_loss, objective, correct = step_fn(images, labels)
+            if note is not None:
+                _FIRST_STEP_DONE.append(True)
+                meter.exclude(time.perf_counter() - started, len(labels))
             if not math.isfinite(objective):
                 raise TrainingDiverged(epoch + 1, run.global_step + 1, objective, run.last_good_checkpoint())
             run.global_step += 1
@@ -246,8 +293,11 @@ def fit(model, train_data, val_data, optimizer, epochs, scheduler=None, loss_fn=
     loss_fn: ``loss_fn(logits, labels) -> scalar Tensor``; default cross entropy with ``label_smoothing``.
     aux_weight: weight of each auxiliary classifier's loss; None picks the model's (GoogLeNet 0.3,
         Inception-v3 0.4, see ``tinyinception.train.losses``). 0 trains the main head alone.
-    out_dir: where metrics.jsonl, curves.png, last.ckpt and best.ckpt go (None: nothing is written).
-    resume: a checkpoint path to continue from; training goes on from the epoch after the saved one.
+    out_dir: where metrics.jsonl, curves.png, last.ckpt and best.ckpt go (None: nothing is written). Its lock is
+        held while fit runs; RunFolderBusy if another live process holds it.
+    resume: a checkpoint path to continue from; training goes on from the epoch after the saved one. What is
+        kept and what this call's arguments change (more epochs re-plan the schedule; another optimizer class
+        starts fresh): ``tinyinception.train.resume``; one line printed says which. ``result.extras["resumed"]``.
     device: "cpu" or "cuda"; the model is moved there and every batch is copied there.
     clip_grad_norm: if set, gradients are rescaled to this joint 2-norm before each step.
     config: a dict stored in the checkpoints (e.g. how to rebuild the model).
@@ -261,9 +311,22 @@ def fit(model, train_data, val_data, optimizer, epochs, scheduler=None, loss_fn=
     loss_fn = loss_fn or cross_entropy_loss(label_smoothing)
     aux_weight = aux_weight_for(model) if aux_weight is None else float(aux_weight)
     model.to(device)
-    run = _Run(model, optimizer, scheduler, train_data, out_dir, config)
+    lock = None if out_dir is None else RunLock(out_dir).acquire()
+    try:
+        return _fit(model, train_data, val_data, optimizer, epochs, scheduler, loss_fn, aux_weight, out_dir, resume,
+                    device, progress, clip_grad_norm, scheduler_interval, config, on_step)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fit(model, train_data, val_data, optimizer, epochs, scheduler, loss_fn, aux_weight, out_dir, resume, device,
+         progress, clip_grad_norm, scheduler_interval, config, on_step):
+    run = _Run(model, optimizer, scheduler, train_data, out_dir, config, plan_of(optimizer, epochs, train_data))
+    resumed = None
     if resume is not None:
-        run.resume_from(resume)
+        resumed = run.resume_from(resume, scheduler_interval)
+        print(resumed.summary, flush=True)
     elif run.out_dir is not None:
         run.metrics.rewrite([])          # a fresh run starts a fresh metrics.jsonl
     step_fn = _make_step(model, optimizer, loss_fn, aux_weight, clip_grad_norm, scheduler, scheduler_interval,
@@ -271,7 +334,7 @@ def fit(model, train_data, val_data, optimizer, epochs, scheduler=None, loss_fn=
     for epoch in range(run.start_epoch, int(epochs)):
         lr = optimizer.param_groups[0]["lr"]
         try:
-            meter = _train_epoch(run, epoch, epochs, step_fn, progress, on_step)
+            meter = _train_epoch(run, epoch, epochs, step_fn, progress, on_step, device)
         except TrainingDiverged as diverged:
             if run.out_dir is not None:
                 run.metrics.append({"event": "diverged", "epoch": diverged.epoch, "step": diverged.step,
@@ -294,7 +357,9 @@ def fit(model, train_data, val_data, optimizer, epochs, scheduler=None, loss_fn=
                 run.save(epoch + 1, BEST_CHECKPOINT)
             run.metrics.append(record)
             viz.plot_curves(run.history, run.path(CURVES_FILE))
-    return _result(run)
+    result = _result(run)
+    result.extras["resumed"] = resumed
+    return result
 
 
 def _result(run):

@@ -20,11 +20,18 @@ class EpochMeter:
     """Sums of loss, correct predictions, examples and seconds over one pass; their averages.
 
     ``update(loss_value, correct, count)`` once per batch, with the batch's mean loss as a float.
+    ``exclude(seconds, count)`` leaves a batch's time and images out of ``images_per_second`` (a batch that
+    compiled the kernels measures the compiler, not the training).
     """
 
     def __init__(self):
         self.loss_sum, self.correct, self.count = 0.0, 0, 0
+        self.excluded_seconds, self.excluded_count = 0.0, 0
         self.start = time.perf_counter()
+
+    def exclude(self, seconds, count):
+        self.excluded_seconds += float(seconds)
+        self.excluded_count += int(count)
 
     def update(self, loss_value, correct, count):
         self.loss_sum += float(loss_value) * count
@@ -45,8 +52,9 @@ class EpochMeter:
 
     @property
     def images_per_second(self):
-        seconds = self.seconds
-        return self.count / seconds if seconds > 0 else math.nan
+        seconds = self.seconds - self.excluded_seconds
+        count = self.count - self.excluded_count
+        return count / seconds if seconds > 0 and count > 0 else math.nan
 
 
 def _json_number(value):
