@@ -7,11 +7,12 @@ Datasets (``ds[i] -> (image (C, H, W) float32 in [0, 1], label int)``, ``ds.get_
     MNIST         IDX files, plain or gzipped
     FashionMNIST  same format as MNIST
     ImageFolder   one sub-folder of PNG/JPEG images per class
-Loading: DataLoader (shuffled reproducibly from a seed, resumable through state_dict()).
+Damaged files raise DatasetFormatError naming the file (IDXFormatError for IDX files); missing ones
+FileNotFoundError. Loading: DataLoader (shuffled reproducibly from a seed, resumable through state_dict()).
 Transforms of batches (B, C, H, W): RandomCrop, RandomHorizontalFlip, Normalize, Resize, Compose.
 """
 from .cifar import CIFAR10
-from .dataset import ArrayDataset
+from .dataset import ArrayDataset, DatasetFormatError
 from .download import ChecksumError, DownloadError, download_url
 from .grid import save_image_grid
 from .idx import IDXFormatError, read_idx
@@ -23,4 +24,5 @@ from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, Re
 
 __all__ = ["ArrayDataset", "Shapes10", "SHAPE_CLASSES", "CIFAR10", "MNIST", "FashionMNIST", "ImageFolder",
            "DataLoader", "Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip", "Resize",
-           "save_image_grid", "download_url", "DownloadError", "ChecksumError", "read_idx", "IDXFormatError"]
+           "save_image_grid", "download_url", "DownloadError", "ChecksumError", "read_idx", "IDXFormatError",
+           "DatasetFormatError"]

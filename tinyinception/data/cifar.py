@@ -11,7 +11,7 @@ import pickle
 
 import numpy as np
 
-from .dataset import ArrayDataset
+from .dataset import ArrayDataset, DatasetFormatError
 from .download import download_from_mirrors, extract_tar
 
 # Globals a CIFAR pickle needs, mapped to where NumPy 2 keeps them ("numpy.core" became "numpy._core").
@@ -38,11 +38,14 @@ def load_pickle(path):
     try:
         with open(path, "rb") as handle:
             content = _ArrayUnpickler(handle, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError) as error:
-        raise ValueError(f"CIFAR10: {path} is not a valid CIFAR batch pickle ({error}); it may be truncated, "
-                         f"delete it and download again") from error
+    except OSError:
+        raise
+    except Exception as error:      # noqa: BLE001 -- damaged bytes raise anything (MemoryError, KeyError...)
+        reason = f"{type(error).__name__}: {error}"[:200]
+        raise DatasetFormatError(f"CIFAR10: {path} is not a valid CIFAR batch pickle ({reason}); it may be "
+                                 f"truncated, delete it and download again") from None
     if not isinstance(content, dict):
-        raise ValueError(f"CIFAR10: {path} holds a {type(content).__name__}, expected a dict")
+        raise DatasetFormatError(f"CIFAR10: {path} holds a {type(content).__name__}, expected a dict")
     return {key.decode("latin1") if isinstance(key, bytes) else key: value for key, value in content.items()}
 
 
@@ -55,13 +58,29 @@ def _read_batch(path):
     """(images (N, 3, 32, 32) uint8, labels (N,) int64) of one batch file."""
     batch = load_pickle(path)
     if "data" not in batch or "labels" not in batch:
-        raise ValueError(f"CIFAR10: {path} lacks 'data' or 'labels'; keys are {sorted(batch)}")
-    data = np.asarray(batch["data"], dtype=np.uint8)
-    labels = np.asarray(batch["labels"], dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-        raise ValueError(f"CIFAR10: {path}: expected data (N, 3072) and labels (N,), got {data.shape} and "
-                         f"{labels.shape}")
+        raise DatasetFormatError(f"CIFAR10: {path} lacks 'data' or 'labels'; keys are {sorted(map(str, batch))}")
+    data, labels = batch["data"], batch["labels"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        raise DatasetFormatError(f"CIFAR10: {path}: 'data' must be a uint8 array, got "
+                                 f"{getattr(data, 'dtype', type(data).__name__)}")
+    try:
+        labels = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise DatasetFormatError(f"CIFAR10: {path}: 'labels' are not a list of integers ({error})") from None
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (len(data),):
+        raise DatasetFormatError(f"CIFAR10: {path}: expected data (N, 3072) and labels (N,), got {data.shape} "
+                                 f"and {labels.shape}")
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise DatasetFormatError(f"CIFAR10: {path}: labels in [{labels.min()}, {labels.max()}], expected [0, 9]")
     return data.reshape(-1, 3, 32, 32), labels
+
+
+def _label_names(path):
+    """The ten class names in ``batches.meta``."""
+    names = load_pickle(path).get("label_names")
+    if not isinstance(names, list) or len(names) != 10 or not all(isinstance(n, (str, bytes)) for n in names):
+        raise DatasetFormatError(f"CIFAR10: {path}: 'label_names' must be a list of ten names")
+    return [_text(name) for name in names]
 
 
 class CIFAR10(ArrayDataset):
@@ -84,16 +103,16 @@ class CIFAR10(ArrayDataset):
         if download:
             self.download(mirror)
         batches = [_read_batch(self._path(name)) for name in (self.train_files if train else self.test_files)]
-        meta = load_pickle(self._path("batches.meta"))
         super().__init__(np.concatenate([images for images, _ in batches]),
                          np.concatenate([labels for _, labels in batches]),
-                         [_text(name) for name in meta["label_names"]])
+                         _label_names(self._path("batches.meta")))
 
     def _path(self, name):
         path = os.path.join(self.root, self.folder, name)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"CIFAR10: file {path} not found; pass download=True to fetch "
-                                    f"{self.archive} and extract it into {self.root}")
+            raise FileNotFoundError(f"CIFAR10: file {path} not found; download it first (download=True; on the "
+                                    f"command line, --download) to fetch {self.archive} and extract it into "
+                                    f"{self.root}")
         return path
 
     def _complete(self):

@@ -16,6 +16,11 @@ holds more than one float copy of a batch.
 import numpy as np
 
 
+class DatasetFormatError(ValueError):
+    """A dataset file that cannot be read as its format says (damaged, truncated, or another kind of file); the
+    message names the file."""
+
+
 def to_float_images(data):
     """Convert stored pixels to float32 in [0, 1].
 

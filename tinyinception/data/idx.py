@@ -8,14 +8,18 @@ big-endian:
     then D sizes (uint32, big-endian), then prod(sizes) values.
 """
 import gzip
+import math
+import zlib
 
 import numpy as np
+
+from .dataset import DatasetFormatError
 
 IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-class IDXFormatError(ValueError):
+class IDXFormatError(DatasetFormatError):
     """An IDX file whose header or length is not valid."""
 
 
@@ -24,7 +28,7 @@ def _read_bytes(path):
     try:
         with opener(path, "rb") as handle:
             return handle.read()
-    except (EOFError, gzip.BadGzipFile, OSError) as error:
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as error:
         if isinstance(error, FileNotFoundError):
             raise
         raise IDXFormatError(f"IDX file {path}: cannot be read ({error}); it is probably truncated or not "
@@ -48,7 +52,7 @@ def parse_idx(raw, source="<bytes>"):
                              f"the file has only {len(raw)} bytes")
     shape = tuple(int(size) for size in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = IDX_TYPES[type_code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize        # Python ints: a hostile header cannot overflow them
     actual = len(raw) - header_size
     if actual != expected:
         state = "truncated" if actual < expected else "longer than its header says"

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from .dataset import ArrayDataset
+from .dataset import ArrayDataset, DatasetFormatError
 from .transforms import resize_bilinear
 
 PNG_EXTENSIONS = (".png",)
@@ -30,16 +30,32 @@ def _read_jpeg(path):
         return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def read_image(path):
-    """Read a PNG or JPEG file as (H, W, C) float32 in [0, 1], C = 1, 3 or 4 as stored (grey, RGB, RGBA)."""
-    extension = os.path.splitext(path)[1].lower()
+def _decode(path, extension):
     if extension in JPEG_EXTENSIONS:
-        pixels = _read_jpeg(path)
-    elif extension in PNG_EXTENSIONS:
-        import matplotlib.image
-        pixels = np.asarray(matplotlib.image.imread(path), dtype=np.float32)
-    else:
+        return _read_jpeg(path)
+    import matplotlib.image
+    return np.asarray(matplotlib.image.imread(path), dtype=np.float32)
+
+
+def read_image(path):
+    """Read a PNG or JPEG file as (H, W, C) float32 in [0, 1], C = 1, 3 or 4 as stored (grey, RGB, RGBA).
+
+    A file that cannot be decoded raises DatasetFormatError naming it.
+    """
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in JPEG_EXTENSIONS + PNG_EXTENSIONS:
         raise ValueError(f"ImageFolder: unsupported file type {extension!r} for {path}; use PNG or JPEG")
+    try:
+        pixels = _decode(path, extension)
+    except ImportError:
+        raise
+    except Exception as error:      # noqa: BLE001 -- decoders raise anything on damaged bytes
+        reason = f"{type(error).__name__}: {error}"[:200]
+        raise DatasetFormatError(f"ImageFolder: cannot decode image {path} ({reason}); remove or replace "
+                                 f"the file") from None
+    if pixels.ndim not in (2, 3) or min(pixels.shape) == 0 or (pixels.ndim == 3 and pixels.shape[2] > 4):
+        raise DatasetFormatError(f"ImageFolder: {path} decodes to an array of shape {pixels.shape}, not an "
+                                 f"image")
     return pixels[:, :, None] if pixels.ndim == 2 else pixels
 
 
@@ -63,13 +79,19 @@ def find_images(root, extensions=PNG_EXTENSIONS + JPEG_EXTENSIONS):
     classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
     if not classes:
         raise FileNotFoundError(f"ImageFolder: {root} has no sub-folders; expected one folder of images per class")
-    samples = []
+    samples, empty = [], []
     for label, name in enumerate(classes):
         folder = os.path.join(root, name)
         files = sorted(f for f in os.listdir(folder) if f.lower().endswith(extensions))
         samples.extend((os.path.join(folder, f), label) for f in files)
+        if not files:
+            empty.append(name)
     if not samples:
         raise FileNotFoundError(f"ImageFolder: no {'/'.join(extensions)} files in the class folders of {root}")
+    if empty:
+        raise FileNotFoundError(f"ImageFolder: class folder(s) {', '.join(empty)} of {root} hold no "
+                                f"{'/'.join(extensions)} file; every class needs at least one image (remove "
+                                f"the empty folders)")
     return classes, samples
 
 

@@ -6,9 +6,11 @@ Files are looked for in ``root/<Name>``, ``root/<Name>/raw`` (torchvision's layo
 """
 import os
 
+import numpy as np
+
 from .dataset import ArrayDataset
 from .download import download_from_mirrors
-from .idx import read_idx
+from .idx import IDXFormatError, read_idx
 
 
 class MNIST(ArrayDataset):
@@ -35,12 +37,23 @@ class MNIST(ArrayDataset):
         names = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
         if download:
             self.download(mirror)
-        images = read_idx(self._find(names[0]))
-        labels = read_idx(self._find(names[1]))
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(f"{type(self).__name__}: expected images (N, H, W) and labels (N,), got shapes "
-                             f"{images.shape} and {labels.shape}")
+        image_path, label_path = self._find(names[0]), self._find(names[1])
+        images, labels = read_idx(image_path), read_idx(label_path)
+        self._check(images, labels, image_path, label_path)
         super().__init__(images[:, None, :, :], labels.astype("int64"), self.class_names)
+
+    def _check(self, images, labels, image_path, label_path):
+        """The files hold what the format promises: uint8 images (N, H, W), labels (N,) in [0, classes)."""
+        name = type(self).__name__
+        if images.dtype != np.uint8 or images.ndim != 3:
+            raise IDXFormatError(f"{name}: {image_path} holds {images.dtype} values of shape {images.shape}; "
+                                 f"the images must be uint8 (N, H, W) (pixel values 0-255)")
+        if labels.ndim != 1 or len(images) != len(labels) or not np.issubdtype(labels.dtype, np.integer):
+            raise IDXFormatError(f"{name}: {label_path} holds {labels.dtype} labels of shape {labels.shape}; "
+                                 f"expected ({len(images)},) integers to match {image_path}")
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(self.class_names)):
+            raise IDXFormatError(f"{name}: {label_path} has labels in [{labels.min()}, {labels.max()}]; "
+                                 f"expected [0, {len(self.class_names)})")
 
     def _search_dirs(self):
         return [os.path.join(self.root, self.folder), os.path.join(self.root, self.folder, "raw"), self.root]
@@ -54,7 +67,7 @@ class MNIST(ArrayDataset):
                     return path
         looked = ", ".join(self._search_dirs())
         raise FileNotFoundError(f"{type(self).__name__}: file {name} (or {name}.gz) not found in {looked}; "
-                                f"pass download=True to fetch it")
+                                f"download it first (download=True; on the command line, --download)")
 
     def download(self, mirror=None):
         """Fetch every missing file into ``root/<folder>``, checksum-verified."""

@@ -30,6 +30,7 @@ import os
 import numpy as np
 
 from . import blas
+from . import fork_guard
 from ._numba import NUMBA_AVAILABLE, njit, numba_threads, prange, serial_twin, use_one_pool
 
 # NumPy >= 2 wheels: scipy-openblas with 64-bit integers, prefixed and suffixed names
@@ -86,6 +87,7 @@ def _start():
     set_threads, _ = _THREAD_CONTROL
     set_threads(1)
     use_one_pool()
+    fork_guard.install()    # OpenMP is not fork-safe: a forked child is told how to avoid the hang
     return True
 
 

@@ -1,6 +1,6 @@
 """Training: ``ti.train.fit`` (the loop, metrics, plots, checkpoints), ``evaluate``, ``predict`` and checkpoints.
 
-    result = ti.train.fit(model, train_loader, test_loader, optimizer, epochs=5, out_dir="runs/shapes")
+    result = ti.train.fit(model, train_loader, test_loader, optimizer, epochs=5, out_dir="runs/shapes-tiny")
     result.history[-1]["val_accuracy"], result.last_checkpoint, result.curves_path
 
 Files ``fit`` writes to ``out_dir``: metrics.jsonl (one JSON object per epoch), curves.png, last.ckpt and
