@@ -170,6 +170,9 @@ def test_fit_learns_separable_data():
     model, optimizer, scheduler, train, val = make_run(lr=0.2)
     result = fit(model, optimizer, None, train, val, 8)
     assert result.history[-1]["val_accuracy"] >= 0.9
+    held_out = make_data(24, seed=1)
+    predictions = ti.train.predict(model, held_out.images, batch_size=5)
+    assert np.mean(predictions == held_out.labels) == result.history[-1]["val_accuracy"]
 
 
 def test_resume_ends_with_bitwise_identical_weights(tmp_path):
@@ -273,7 +276,8 @@ def test_fit_trains_aux_heads_and_evaluates_main_head():
     train, val = DataLoader(make_data(), 8, shuffle=True, seed=0), DataLoader(make_data(24, seed=1), 12)
     result = ti.train.fit(model, train, val, optimizer, 1, progress=False)
     assert not np.array_equal(model.aux1.weight.data, before)
-    assert result.history[0]["val_accuracy"] >= 0.0 and model.training
+    assert model.training
+    assert result.history[0]["val_accuracy"] == ti.train.evaluate(model, val)["accuracy"]     # the main head
     unchanged = ti.train.fit(GoogLeNet(), train, val, ti.optim.SGD(GoogLeNet().parameters(), lr=0.1), 0,
                              progress=False)
     assert unchanged.history == []
@@ -286,6 +290,11 @@ def test_evaluate_and_predict_restore_mode():
     images = make_data(10).images
     predictions = ti.train.predict(model, images, batch_size=4)
     assert predictions.shape == (10,) and predictions.dtype == np.int64 and model.training
+    model.eval()
+    with ti.no_grad():
+        logits = model(ti.tensor(images)).data
+    model.train()
+    np.testing.assert_array_equal(predictions, logits.argmax(axis=1))       # the most likely class of each image
 
 
 # --- memory -----------------------------------------------------------------------------------------------------
