@@ -333,3 +333,26 @@ def test_plots_write_png(tmp_path):
         assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="plot_predictions"):
         ti.viz.plot_predictions(data.images, data.labels, [0], data.classes, tmp_path / "bad.png")
+
+
+def test_first_batch_compiling_note_and_its_time_left_out_of_images_per_second(monkeypatch):
+    from tinyinception.train import loop
+    monkeypatch.setattr(loop, "_FIRST_STEP_DONE", [])
+    monkeypatch.setattr(loop, "_kernels_cached", lambda: False)
+    with ti.using_kernels("numba"):
+        assert "compiling the kernels (first run" in loop._first_step_note("cpu")
+    assert loop._first_step_note("cpu") is None             # the NumPy kernels compile nothing
+    monkeypatch.setattr(loop, "_first_step_note", lambda device: None if loop._FIRST_STEP_DONE else "compiling")
+    model, optimizer, scheduler, train, val = make_run()
+    forward = model.forward
+
+    def slow_first_forward(x):                              # stands in for the compilation
+        if not loop._FIRST_STEP_DONE:
+            import time
+            time.sleep(0.5)
+        return forward(x)
+    monkeypatch.setattr(model, "forward", slow_first_forward)
+    record = fit(model, optimizer, scheduler, train, val, 1).history[0]
+    images = 48
+    assert record["images_per_second"] > (images - 8) / (record["epoch_seconds"] - 0.5) * 0.9
+    assert record["images_per_second"] > 2 * images / record["epoch_seconds"]
