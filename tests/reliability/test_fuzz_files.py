@@ -124,3 +124,14 @@ def test_image_folder_names_the_undecodable_image_and_the_empty_class(tmp_path):
     os.makedirs(tmp_path / "triangle")
     with pytest.raises(FileNotFoundError, match="class folder.* triangle .*hold no"):
         ti.data.ImageFolder(tmp_path)
+
+
+def test_resume_from_a_checkpoint_of_another_network_is_a_checkpoint_error(tmp_path):
+    from tinyinception import nn
+    ti.train.save_checkpoint(tmp_path / "other.ckpt", model={"w": np.zeros(3, np.float32)},
+                             optimizer={"state": {}}, epoch=1, global_step=2, rng_state=ti.get_rng_state())
+    model = nn.Linear(2, 2)
+    optimizer = ti.optim.SGD(model.parameters(), lr=0.1)
+    data = [(np.zeros((1, 2), np.float32), np.zeros(1, np.int64))]
+    with pytest.raises(ti.train.CheckpointError, match="other.ckpt cannot be resumed"):
+        ti.train.fit(model, data, None, optimizer, 2, resume=tmp_path / "other.ckpt", progress=False)

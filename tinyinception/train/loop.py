@@ -23,7 +23,7 @@ from .. import backend
 from ..nn.utils import clip_grad_norm_
 from ..random import get_rng_state, set_rng_state
 from .. import viz
-from .checkpoint import load_checkpoint, require_fields, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, require_fields, save_checkpoint
 from .losses import aux_weight_for, cross_entropy_loss, split_outputs, training_loss
 from .metrics import EpochMeter, MetricsLog, count_correct
 from .resume import Resumed, plan_of, restore_optimizer_and_schedule
@@ -138,12 +138,17 @@ class _Run:
         """
         state = load_checkpoint(path)
         require_fields(state, path, "model", "optimizer", "epoch", "global_step", "rng_state")
-        self.model.load_state_dict(state["model"])
-        kept, changed = restore_optimizer_and_schedule(state, self.optimizer, self.scheduler, self.plan,
-                                                       scheduler_interval)
-        if state.get("train_loader") is not None and hasattr(self.train_data, "load_state_dict"):
-            self.train_data.load_state_dict(state["train_loader"])
-        set_rng_state(state["rng_state"])
+        try:
+            self.model.load_state_dict(state["model"])
+            kept, changed = restore_optimizer_and_schedule(state, self.optimizer, self.scheduler, self.plan,
+                                                           scheduler_interval)
+            if state.get("train_loader") is not None and hasattr(self.train_data, "load_state_dict"):
+                self.train_data.load_state_dict(state["train_loader"])
+            set_rng_state(state["rng_state"])
+        except CheckpointError:
+            raise
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as error:
+            raise CheckpointError(f"{path} cannot be resumed into this run: {error}") from error
         self.start_epoch, self.global_step = int(state["epoch"]), int(state["global_step"])
         self.history = list(state.get("history") or [])
         self.best_val_accuracy = state.get("best_val_accuracy")
