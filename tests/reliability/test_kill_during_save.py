@@ -46,6 +46,8 @@ def test_killed_save_keeps_the_previous_checkpoint_and_resume_is_exact(tmp_path,
     assert last.exists()                                    # the first save (epoch 1) completed before
     state = ti.train.load_checkpoint(last)                  # never half-written
     assert 1 <= state["epoch"] <= EPOCHS
+    if (tmp_path / "best.ckpt").exists():
+        assert ti.train.load_checkpoint(tmp_path / "best.ckpt")["epoch"] <= state["epoch"]
     leftovers = glob.glob(str(tmp_path / ".*.tmp"))
     with ti.using_kernels("numpy"):
         resumed = run(str(tmp_path), EPOCHS) if state["epoch"] < EPOCHS else None
