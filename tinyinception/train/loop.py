@@ -221,8 +221,9 @@ def _train_epoch(run, epoch, epochs, step_fn, progress, on_step, device="cpu"):
             run.global_step += 1
             meter.update(main_loss, correct, len(labels))
             bar.update(1)
+            speed = meter.images_per_second         # nan until a batch after the compiling one is done
             bar.set_postfix(loss=f"{meter.loss:.4f}", acc=f"{meter.accuracy:.3f}",
-                            img_s=f"{meter.images_per_second:.0f}", refresh=False)
+                            img_s="..." if math.isnan(speed) else f"{speed:.0f}", refresh=False)
             if on_step is not None:
                 on_step(run.global_step, objective)
     finally:
