@@ -7,10 +7,10 @@ GoogLeNet trained for real on Shapes10 (ten classes of procedurally drawn shapes
 branch of its first Inception block computes for one image; and the same run again without the auxiliary
 classifiers.
 
-**Run time:** several minutes. The full run (``python tutorials/07_train_an_inception_network.py``) trains
-twice for 2 epochs over 12,000 images; on a 2-core machine that took 5 to 10 minutes, depending on its load
-(the page prints the seconds each run took). ``--quick`` trains on 128 images for one epoch (tens of
-seconds): the numbers it prints show that the pipeline runs, not what the network can learn. Everything is
+**Run time:** minutes. The full run (``python tutorials/07_train_an_inception_network.py``) trains twice for
+2 epochs over 12,000 images: a few minutes on 2 idle cores, considerably longer on a busy machine (the page
+prints the seconds each run took). ``--quick`` trains on 128 images for one epoch (tens of seconds): the
+numbers it prints show that the pipeline runs, not what the network can learn. Everything is
 written to ``runs/tutorials/07_train_an_inception_network/`` under the current folder.
 """
 
