@@ -42,6 +42,25 @@ def test_tutorial_has_the_gallery_layout(script):
             f"{script.name}: figures go under runs/tutorials/{script.stem}/")
 
 
+def text_of(source):
+    """The page's reStructuredText: the module docstring, then every text cell with its ``# `` markers removed."""
+    parts = [ast.get_docstring(ast.parse(source), clean=False)]
+    for match in re.finditer(r"\n# %% \[markdown\]\n((?:#.*\n)*)", source):
+        parts.append("\n".join(line[2:] for line in match.group(1).splitlines()))
+    return "\n\n".join(parts)
+
+
+@pytest.mark.parametrize("script", TUTORIALS, ids=IDS)
+def test_tutorial_text_is_valid_restructuredtext(script):
+    import io
+
+    docutils_core = pytest.importorskip("docutils.core")
+    warnings = io.StringIO()
+    docutils_core.publish_doctree(text_of(script.read_text()),
+                                  settings_overrides={"warning_stream": warnings, "report_level": 2})
+    assert not warnings.getvalue(), f"{script.name}: reStructuredText problems:\n{warnings.getvalue()}"
+
+
 @pytest.mark.parametrize("script", TUTORIALS, ids=IDS)
 def test_tutorial_converts_to_a_notebook(script):
     jt = pytest.importorskip("jupytext")

@@ -172,8 +172,8 @@ print(f"  im2col alone: NumPy {t_np_big * 1e3:.1f} ms, Numba {t_nb_big * 1e3:.1f
 # channel is laid out as one flat row (the pixels row by row, each image row followed by one zero, the images
 # side by side, zero margins at both ends), a shifted input is just a slice of that row: nothing is copied nine
 # times. The zero after each row is the right padding of that row *and* the left padding of the next. This is
-# how ``F.conv2d`` runs stride-1 convolutions on its channel-major CPU path (``tinyinception/kernels/
-# shifted_conv.py``): BLAS reads each shifted block in place and adds into the output.
+# how ``F.conv2d`` runs stride-1 convolutions on its channel-major CPU path
+# (``tinyinception/kernels/shifted_conv.py``): BLAS reads each shifted block in place and adds into the output.
 
 # %%
 rng = np.random.default_rng(2)
