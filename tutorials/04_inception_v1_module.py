@@ -143,9 +143,10 @@ fig.savefig(os.path.join(OUT, "naive_vs_reduced_cost.png"), dpi=100)
 #
 # 4. Timing each branch
 # ---------------------
-# Forward passes only, best of a few runs, on this machine. Multiply-adds predict the large differences; they
-# leave out memory traffic (a max pool costs no multiply-adds yet reads every input value). On a busy machine
-# the timings move from run to run.
+# Forward passes only, best of a few runs, on the machine that runs this page, each next to its multiply-adds.
+# The multiply-adds are what the 1x1 reductions save, on any machine; the times also hold memory traffic (a max
+# pool costs no multiply-adds yet reads every input value), fixed costs per call and, on a busy machine, other
+# programs' work, so they move from run to run.
 
 # %%
 def time_call(module, x, repeats):

@@ -126,8 +126,8 @@ fig.savefig(os.path.join(OUT, "receptive_fields.png"), dpi=100)
 # Stacking stride-1 layers with kernels ``k1, k2, ...`` sees ``1 + (k1 - 1) + (k2 - 1) + ...`` pixels:
 # ``1 + 2 + 2 = 5`` for two 3x3; three 3x3 see 7x7 (Inception-v3's stem replaces a 7x7 by three 3x3 for the same
 # reason). The stack weights its window unevenly (the centre is reached by more paths, the brighter middle of the
-# figure), and in the real network it has a ReLU in the middle, so it is also *more* non-linear, at 72% of the
-# cost.
+# figure), and in the real network it has a ReLU in the middle, so it is also *more* non-linear, for 72% of the
+# weights and multiply-adds.
 #
 # 3. n x n versus 1 x n followed by n x 1 (asymmetric factorisation)
 # ------------------------------------------------------------------
