@@ -156,7 +156,7 @@ for axis, colour, (name, label, _, size) in zip(axes, colours, NETWORKS):
     rows = [row for row in summaries[name].rows if row.depth == 1 and row.ran and row.macs > 0]
     axis.bar(range(len(rows)), [row.macs / 1e6 for row in rows], color=colour)
     axis.set_xticks(range(len(rows)))
-    axis.set_xticklabels([row.name for row in rows], rotation=60, ha="right", fontsize=6)
+    axis.set_xticklabels([row.name for row in rows], rotation=60, ha="right", fontsize=7)
     axis.set_ylabel("M mult-adds", fontsize=8)
     axis.set_title(f"{label} at {size}x{size}: {summaries[name].total_macs / 1e9:.2f} G in {len(rows)} parts",
                    fontsize=9)
