@@ -243,12 +243,12 @@ def grid_of_blocks(names, values, ylabel, title, filename):
     return fig
 
 
-grid_of_blocks(BLOCKS, share_per_bin, "share of output energy", "How loud each branch is, by object size",
-               "energy_share.png")
+share_figure = grid_of_blocks(BLOCKS, share_per_bin, "share of output energy",
+                              "How loud each branch is, by object size", "energy_share.png")
 
 # %%
-grid_of_blocks(MEASURED, logprob_drop, "drop in log p(true class)",
-               "What zeroing each branch costs, by object size", "zeroing_cost.png")
+cost_figure = grid_of_blocks(MEASURED, logprob_drop, "drop in log p(true class)",
+                             "What zeroing each branch costs, by object size", "zeroing_cost.png")
 
 # %% [markdown]
 # 5. What the numbers say
