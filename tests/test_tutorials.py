@@ -1,4 +1,5 @@
-"""Every numbered tutorial (``tutorials/NN_*.py``) runs to the end with ``--quick`` and exits 0.
+"""Every numbered tutorial (``tutorials/NN_*.py``) runs to the end with ``--quick`` and exits 0, from another
+current folder, and writes its figures only under ``runs/tutorials/<its own name>/``.
 
 Tutorials are collected from the folder, so a new one is tested as soon as it exists.
 """
@@ -26,3 +27,9 @@ def test_tutorial_runs_quick(script, tmp_path):
         f"--- stderr (last 3000 chars) ---\n{result.stderr[-3000:]}"
     )
     assert result.stdout.strip(), f"{script.name} printed nothing"
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    own_folder = f"runs/tutorials/{script.stem}/"
+    strays = [path for path in written if not path.startswith(own_folder)]
+    assert not strays, f"{script.name} wrote outside {own_folder}: {strays[:5]}"
+    if "matplotlib" in script.read_text():
+        assert any(path.endswith(".png") for path in written), f"{script.name} saved no figure in {own_folder}"

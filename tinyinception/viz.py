@@ -2,6 +2,9 @@
 
 * :func:`plot_curves` -- loss and accuracy per epoch, train and validation, side by side;
 * :func:`plot_predictions` -- a grid of images titled with the predicted class (green if right, red if wrong).
+
+Each has a ``*_figure`` twin that returns the open matplotlib figure instead of writing a file (for notebooks and
+the rendered tutorials, which show open figures).
 """
 import math
 
@@ -33,31 +36,57 @@ def _series(history, key):
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def plot_curves(history, path, title=None):
-    """Save loss and accuracy curves to ``path`` (PNG); returns ``path``.
+def curves_figure(history, title=None):
+    """Loss and accuracy curves as an open matplotlib figure with two axes (loss, accuracy).
 
     history: list of per-epoch dicts with "epoch" and any of "train_loss", "val_loss", "train_accuracy",
-    "val_accuracy" (what ``ti.train.fit`` returns and writes to metrics.jsonl).
+    "val_accuracy" (what ``ti.train.fit`` returns and writes to metrics.jsonl). Epochs are whole numbers, so the
+    x axis has integer ticks only; the y axes show plain values (no "+2.304"-style offset, which matplotlib would
+    otherwise pick when a short run's losses differ only in the third decimal).
     """
     if not history:
-        raise ValueError("plot_curves: history is empty; train at least one epoch first")
+        raise ValueError("curves_figure: history is empty; train at least one epoch first")
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
     plt = pyplot()
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs_seen = []
     for axis, metric in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
         for split, style in (("train", "o-"), ("val", "s--")):
             epochs, values = _series(history, f"{split}_{metric}")
+            epochs_seen += epochs
             if epochs:
                 axis.plot(epochs, values, style, label=f"{split} {metric}")
         axis.set_xlabel("epoch")
         axis.set_ylabel(metric)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        formatter = ScalarFormatter(useOffset=False)
+        formatter.set_scientific(False)
+        axis.yaxis.set_major_formatter(formatter)
         axis.grid(True, alpha=0.3)
-        axis.legend()
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend()
+    if epochs_seen:
+        first, last = min(epochs_seen), max(epochs_seen)
+        margin = max(0.5, 0.05 * (last - first))
+        for axis in (loss_axis, accuracy_axis):
+            axis.set_xlim(first - margin, last + margin)
     accuracy_axis.set_ylim(0.0, 1.0)
-    return save_figure(figure, path, title)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
 
 
-def plot_predictions(images, labels, predictions, class_names, path, columns=8, title=None):
-    """Save a grid of images, each titled "predicted (true)" in green when right, red when wrong.
+def plot_curves(history, path, title=None):
+    """Save loss and accuracy curves (:func:`curves_figure`) to ``path`` (PNG); returns ``path``."""
+    if not history:
+        raise ValueError("plot_curves: history is empty; train at least one epoch first")
+    return save_figure(curves_figure(history), path, title)
+
+
+def predictions_figure(images, labels, predictions, class_names, columns=8, title=None):
+    """A grid of images as an open matplotlib figure, each titled "predicted (true)" in green when right, red
+    when wrong.
 
     images: (N, C, H, W) float in [0, 1] (or uint8), C = 1 or 3; labels, predictions: (N,) class indices.
     """
@@ -85,4 +114,12 @@ def plot_predictions(images, labels, predictions, class_names, path, columns=8, 
         colour = "green" if predicted == true else "red"
         text = class_names[predicted] if predicted == true else f"{class_names[predicted]}\n({class_names[true]})"
         axis.set_title(text, fontsize=7, color=colour)
-    return save_figure(figure, path, title)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def plot_predictions(images, labels, predictions, class_names, path, columns=8, title=None):
+    """Save the grid of :func:`predictions_figure` to ``path`` (PNG); returns ``path``."""
+    return save_figure(predictions_figure(images, labels, predictions, class_names, columns), path, title)
