@@ -171,14 +171,15 @@ class Comparison:
 
     def table(self, max_rows=None):
         """Plain text, one line per module: output and gradient difference against their yardsticks."""
-        header = (f"{'#':>4}  {'module':44.44}  {'shape':18.18}  {'out diff':>9}  {'yardstick':>9}"
+        rows = self.rows if max_rows is None else self.rows[:max_rows]
+        width = min(max([len(row.label) for row in rows] + [6]), 72)
+        header = (f"{'#':>4}  {'module':{width}}  {'shape':16}  {'out diff':>9}  {'yardstick':>9}"
                   + (f"  {'grad diff':>9}  {'yardstick':>9}" if self.grads else "") + "  status / note")
         lines = [f"compare ({self.dtype.name}): {self.summary()}", header, "-" * len(header)]
-        rows = self.rows if max_rows is None else self.rows[:max_rows]
         for index, row in enumerate(rows):
             shape = "x".join(str(s) for s in (row.shape or row.reference_shape or ()))
-            line = (f"{index:>4}  {row.label:44.44}  {shape:18.18}  {_fmt(row.output and row.output.abs):>9}  "
-                    f"{_fmt(row.output_yardstick):>9}")
+            line = (f"{index:>4}  {row.label:{width}.{width}}  {shape:16.16}  "
+                    f"{_fmt(row.output and row.output.abs):>9}  {_fmt(row.output_yardstick):>9}")
             if self.grads:
                 line += f"  {_fmt(row.grad and row.grad.abs):>9}  {_fmt(row.grad_yardstick):>9}"
             status = row.status.upper() if row.status == "diverges" else row.status
@@ -284,12 +285,13 @@ def _judge_grad(row, ours, same, other, dtype, tolerance, later_tie, later_diver
     limit = tolerance * max(row.grad_yardstick or 0.0, _floor(same.grad, dtype))
     if not row.grad.nonfinite and row.grad.abs <= limit:
         return
+    here = f"; here: {_tie_note(row)}" if row.has_discontinuity else ""
     if later_divergence is not None:
         row.status = "affected"
         row.note = f"gradient differs by {row.grad.abs:.2e}: it comes back through {later_divergence.label}"
     elif later_tie is not None:
         row.status = "explained"
-        row.note = f"gradient differs by {row.grad.abs:.2e}: near-tie at {later_tie.label} further on"
+        row.note = f"gradient differs by {row.grad.abs:.2e}: near-tie at {later_tie.label} further on{here}"
     else:
         row.status = "diverges"
         what = (f"{row.grad.nonfinite} gradient element(s) NaN or infinite on one side only" if row.grad.nonfinite
