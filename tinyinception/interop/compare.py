@@ -368,10 +368,10 @@ def compare(model, reference, inputs, grads=True, load_weights=False, name_map=N
     if load_weights:
         _copy_weights(model, reference, table is not None)
     pairs = pair_modules(_kinds(model.named_modules()), _kinds(reference.named_modules()), table, name_map)
-    keep_fused = [name for name, ref in pairs.items() if _reference_fuses_activation(reference, ref)]
+    activated = {name for name, ref in pairs.items() if _reference_fuses_activation(reference, ref)}
     other_dtype = np.float64 if dtype == np.float32 else np.float32
     with _restored(model):
-        ours = record_ours(model, arrays, seed if grads else None, keep_fused)
+        ours = record_ours(model, arrays, seed if grads else None, activated)
     same = record_torch(reference, arrays, dtype, model.training, seed if grads else None)
     other = record_torch(reference, arrays, other_dtype, model.training, seed if grads else None)
     errors = {side: record.error for side, record in (("ours", ours), ("reference", same)) if record.error}
@@ -415,12 +415,12 @@ def _copy_weights(model, reference, has_table):
 
 
 def _reference_fuses_activation(reference, name):
-    """True when the reference module applies its activation itself (timm's BatchNormAct2d has an ``act``)."""
+    """True when the reference module is a BatchNorm that applies a ReLU itself (timm's BatchNormAct2d)."""
     try:
         module = reference.get_submodule(name)
     except AttributeError:
         return False
-    return hasattr(module, "act") and "BatchNorm" in type(module).__name__
+    return "BatchNorm" in type(module).__name__ and type(getattr(module, "act", None)).__name__ == "ReLU"
 
 
 class _restored:

@@ -100,32 +100,20 @@ def seeds_for(shapes, seed=0):
 
 # --- our modules -----------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _plain_execution(model, keep_fused=()):
+def _plain_execution(model):
     """Run every module through its ``__call__``: no stacked sibling products, BatchNorm and ReLU as two passes.
 
     The fused paths skip the inner modules' ``__call__`` (so their hooks would not fire) and produce values that
-    the reference computes in two steps; here each module's own output is what gets compared. Modules named in
-    ``keep_fused`` keep their fused BatchNorm+ReLU (their reference applies the activation inside the module too),
-    with their hooks called on the fused output.
+    the reference computes in two steps; here each module's own output is what gets compared. (Folded inference,
+    conv and BatchNorm in one pass, never runs on layers with forward hooks.)
     """
     from .. import functional as F
     from ..nn.fused import stacking
     shadowed = []
-    for name, module in model.named_modules():
-        method = getattr(type(module), "forward_relu", None)
-        if method is None:
-            continue
-        if name in keep_fused:
-            def fused(x, module=module, method=method):
-                output = method(module, x)
-                for hook in list(module._forward_hooks.values()):
-                    hook(module, (x,), output)
-                return output
-        else:
-            def fused(x, module=module):
-                return F.relu(module(x))
-        module.__dict__["forward_relu"] = fused
-        shadowed.append(module)
+    for module in model.modules():
+        if hasattr(type(module), "forward_relu"):
+            module.__dict__["forward_relu"] = lambda x, module=module: F.relu(module(x))
+            shadowed.append(module)
     try:
         with stacking(False):
             yield
@@ -135,14 +123,21 @@ def _plain_execution(model, keep_fused=()):
 
 
 @contextlib.contextmanager
-def _tracked_forwards(model, calls):
-    """Every module's ``forward`` wrapped so that `_CallStack` ``calls`` knows which modules are running."""
+def _tracked_forwards(model, calls, activated=()):
+    """Every module's ``forward`` wrapped so that `_CallStack` ``calls`` knows which modules are running.
+
+    Modules named in ``activated`` output ``relu(forward(x))``: their reference counterpart applies the activation
+    inside the module (timm's BatchNormAct2d), so ours is recorded after it too (the ReLU that follows in our
+    network then changes nothing)."""
+    from .. import functional as F
     wrapped = []
     for name, module in model.named_modules():
         def forward(*args, module=module, name=name, **kwargs):
             calls.enter(name)
             try:
                 output = type(module).forward(module, *args, **kwargs)
+                if name in activated:
+                    output = F.relu(output)
             except Exception:
                 calls.fail()
                 raise
@@ -166,11 +161,11 @@ def _loss(outputs, seed, make_tensor):
     return loss
 
 
-def record_ours(model, inputs, seed=None, keep_fused=()):
+def record_ours(model, inputs, seed=None, activated=()):
     """Run our ``model`` on ``inputs`` (arrays in the model's dtype) and record every module.
 
     seed: None records the forward pass only; an int also backpropagates the `_loss` seeded with it.
-    keep_fused: see `_plain_execution`.
+    activated: see `_tracked_forwards`.
     """
     from ..autograd import Tensor, enable_grad, no_grad
     records, order = {}, []
@@ -197,7 +192,7 @@ def record_ours(model, inputs, seed=None, keep_fused=()):
     xs = [Tensor(x, requires_grad=seed is not None) for x in inputs]
     calls, outputs, error = _CallStack(), [], None
     try:
-        with _plain_execution(model, keep_fused), _tracked_forwards(model, calls), \
+        with _plain_execution(model), _tracked_forwards(model, calls, activated), \
                 (enable_grad() if seed is not None else no_grad()):
             outputs = _all_tensors(model(*xs), Tensor)
             if seed is not None:
