@@ -291,3 +291,16 @@ def test_modules_pair_through_a_name_table_and_leftover_children():
     assert pairs == {"b.reduce.conv": "b.0.conv", "b.reduce": "b.0", "b.proj.conv": "b.2.conv", "b.proj": "b.2",
                      "b": "b", "": "", "b.pool": "b.1"}
     assert pair_modules(ours, theirs, name_map={"b.pool": "b.1"}) == {"b.pool": "b.1"}
+
+
+def test_a_flat_reference_pairs_by_table_without_climbing_to_its_root_and_pools_by_order():
+    """Cadene's BN-Inception defines every layer in its root module: ``conv1.conv`` -> ``conv1_7x7_s2``, but our
+    ``conv1`` is not the reference's root; its max pools pair by kind in the order they run."""
+    ours = {"": "Net", "conv1.conv": "Conv2d", "conv1": "Unit", "pool1": "MaxPool2d", "b.conv.conv": "Conv2d",
+            "b.conv": "Unit", "b.pool": "MaxPool2d", "b": "Block"}
+    theirs = {"": "Flat", "conv1_7x7": "Conv2d", "relu1": "ReLU", "pool1_s2": "MaxPool2d", "b_conv": "Conv2d",
+              "b_relu": "ReLU", "b_pool": "MaxPool2d"}
+    table = {"conv1.conv.weight": "conv1_7x7.weight", "b.conv.conv.weight": "b_conv.weight"}
+    pairs = pair_modules(ours, theirs, table)
+    assert pairs == {"": "", "conv1.conv": "conv1_7x7", "b.conv.conv": "b_conv", "pool1": "pool1_s2",
+                     "b.pool": "b_pool"}

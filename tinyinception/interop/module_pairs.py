@@ -9,7 +9,9 @@ Three sources, strongest first:
 3. equal names.
 
 Then, inside two corresponding parents, children left over on both sides in equal number and of the same kinds are
-paired in the order they ran (``branch_pool.pool`` -> ``branch4.0``, the max pool that holds no weights).
+paired in the order they were defined (``branch_pool.pool`` -> ``branch4.0``, the max pool that holds no weights);
+last, for a kind whose unpaired modules are equally many on both sides, the k-th with the k-th (the max pools of
+BN-Inception, whose reference defines every layer in one flat module).
 """
 
 
@@ -18,20 +20,22 @@ def parent(name):
 
 
 def _from_key_table(key_table):
-    """{our module: reference module} implied by a {our parameter key: reference key} table, with the parents."""
-    pairs, conflicts = {}, set()
+    """{our module: reference module} implied by a {our parameter key: reference key} table, with the parents
+    as far up as both sides have them and every module maps one to one."""
+    candidates = {}
     for ours, theirs in key_table.items():
         ours, theirs = parent(ours), parent(theirs)
-        while ours not in conflicts:
-            if pairs.setdefault(ours, theirs) != theirs:
-                conflicts.add(ours)
-                break
+        while True:
+            candidates.setdefault(ours, set()).add(theirs)
             if not ours or not theirs:
                 break
             ours, theirs = parent(ours), parent(theirs)
-    for name in conflicts:
-        pairs.pop(name, None)
-    return pairs
+    pairs = {ours: next(iter(theirs)) for ours, theirs in candidates.items() if len(theirs) == 1}
+    claimed = {}
+    for ours, theirs in pairs.items():
+        claimed.setdefault(theirs, []).append(ours)
+    pairs = {ours: theirs for ours, theirs in pairs.items() if len(claimed[theirs]) == 1}
+    return {ours: theirs for ours, theirs in pairs.items() if bool(ours) == bool(theirs)}
 
 
 def _pair_leftover_children(pairs, ours, theirs):
@@ -47,6 +51,19 @@ def _pair_leftover_children(pairs, ours, theirs):
             pairs.update(new)
             taken.update(their_free)
             todo.extend(new)
+
+
+def _pair_by_kind_in_order(pairs, ours, theirs):
+    """The k-th unpaired module of a kind on our side with the k-th on theirs, for the kinds whose unpaired
+    modules are equally many on both sides (BN-Inception's max pools, whose reference is one flat module)."""
+    taken = set(pairs.values())
+    free_ours = [n for n in ours if n not in pairs]
+    free_theirs = [n for n in theirs if n not in taken]
+    for kind in {ours[n] for n in free_ours}:
+        mine = [n for n in free_ours if ours[n] == kind]
+        other = [n for n in free_theirs if theirs[n] == kind]
+        if len(mine) == len(other):
+            pairs.update(zip(mine, other))
 
 
 def pair_modules(ours, theirs, key_table=None, name_map=None):
@@ -65,4 +82,5 @@ def pair_modules(ours, theirs, key_table=None, name_map=None):
         pairs = {o: t for o, t in pairs.items() if o not in implied and t not in taken}
         pairs.update(implied)
     _pair_leftover_children(pairs, ours, theirs)
+    _pair_by_kind_in_order(pairs, ours, theirs)
     return pairs
