@@ -304,3 +304,29 @@ def test_a_flat_reference_pairs_by_table_without_climbing_to_its_root_and_pools_
     pairs = pair_modules(ours, theirs, table)
     assert pairs == {"": "", "conv1.conv": "conv1_7x7", "b.conv.conv": "b_conv", "pool1": "pool1_s2",
                      "b.pool": "b_pool"}
+
+
+def test_a_moved_flatten_is_compared_element_by_element():
+    class Ours(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = nn.AvgPool2d(2, 2)
+            self.head = nn.Flatten()
+
+        def forward(self, x):
+            return self.head(self.pool(x))
+
+    class Theirs(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = tnn.AvgPool2d(2, 2)
+            self.head = tnn.Identity()
+
+        def forward(self, x):
+            return self.head(self.pool(x))
+
+    result = ti.interop.compare(Ours(), Theirs(), image((2, 3, 4, 4)))
+    head = result.row("head")
+    assert head.shape == (2, 12) and head.reference_shape == (2, 3, 2, 2)
+    assert head.status == "ok" and "element by element" in head.note
+    assert result.row("").status == "ok" and result.first_divergence is None

@@ -231,15 +231,16 @@ def _positive(value):
 def _judge_output(row, ours, same, other_dtype_record, dtype, tolerance):
     """Fill the output columns of a paired row; returns True when the output diverges."""
     row.shape, row.reference_shape = ours.output.shape, same.output.shape
-    if row.shape != row.reference_shape:
+    if ours.output.size != same.output.size:
         row.status, row.note = "diverges", f"output shape {row.shape} here, {row.reference_shape} in the reference"
         row._limits["forward"] = True
         return True
-    row.output = Difference.between(ours.output, same.output)
+    reshaped = row.shape != row.reference_shape  # the same values under another shape (a flatten moved)
+    row.output = Difference.between(ours.output.reshape(same.output.shape), same.output)
     ref32, ref64 = (same, other_dtype_record) if dtype == np.float32 else (other_dtype_record, same)
     row.output_yardstick = _yardstick(ref32 and ref32.output, ref64 and ref64.output, dtype)
     limit = tolerance * max(row.output_yardstick or 0.0, _floor(same.output, dtype))
-    row.relu = relu_flips(ours.output, same.output)
+    row.relu = relu_flips(ours.output.reshape(same.output.shape), same.output)
     if ours.pool_input is not None and same.pool_input is not None:
         row.argmax = argmax_flips(ours.pool_input, same.pool_input, PoolGeometry.of(same.pool),
                                   same.output.shape[-2:])
@@ -251,6 +252,9 @@ def _judge_output(row, ours, same, other_dtype_record, dtype, tolerance):
                     f"{_times(row.output.abs, row.output_yardstick)}")
     elif row.has_discontinuity:
         row.status, row.note = "near-tie", _tie_note(row)
+    if reshaped:
+        row.note = (row.note + "; " if row.note else "") + (
+            f"shape {row.shape} here, {row.reference_shape} in the reference: compared element by element")
     row._limits["forward"] = row.status == "diverges"
     return row.status == "diverges"
 
@@ -277,9 +281,9 @@ def _judge_grad(row, ours, same, other, dtype, tolerance, later_tie, later_diver
             side = "ours" if ours.grad is None else "the reference"
             row.status, row.note = "diverges", f"no gradient reached this output on {side}'s side"
         return
-    if ours.grad.shape != same.grad.shape:
+    if ours.grad.size != same.grad.size:
         return
-    row.grad = Difference.between(ours.grad, same.grad)
+    row.grad = Difference.between(ours.grad.reshape(same.grad.shape), same.grad)
     ref32, ref64 = (same, other) if dtype == np.float32 else (other, same)
     row.grad_yardstick = _yardstick(ref32 and ref32.grad, ref64 and ref64.grad, dtype)
     limit = tolerance * max(row.grad_yardstick or 0.0, _floor(same.grad, dtype))
@@ -317,7 +321,7 @@ def _build_rows(ours, same, other, pairs, dtype, tolerance):
         row_of_reference[reference_name] = row
     later_tie = later_divergence = None  # gradients: from the output back, remembering what lies further on
     for row in reversed(rows):
-        if row.reference_name is not None and row.status != "diverges" and row.shape == row.reference_shape:
+        if row.reference_name is not None and row.status != "diverges" and row.output is not None:
             _judge_grad(row, ours.records[row.name], same.records[row.reference_name],
                         other.records.get(row.reference_name) if other else None, dtype, tolerance, later_tie,
                         later_divergence)
