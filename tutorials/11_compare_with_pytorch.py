@@ -12,8 +12,8 @@ This page builds one block in both frameworks, compares them, plants the three c
 write-ups and watches the tool name the layer each time, then runs a whole small network in float32 and looks at
 the places where the two sides legitimately disagree: near-ties at ReLUs and max pools.
 
-Run it: ``python tutorials/11_compare_with_pytorch.py [--quick]`` (needs PyTorch; about half a minute on two
-cores, ``--quick`` uses a smaller input).
+Run time: about a minute on two idle cores (``--quick``: a smaller input and batch, about half of that). Needs
+PyTorch. Run it with ``python tutorials/11_compare_with_pytorch.py [--quick]``.
 """
 # %%
 import argparse
@@ -39,7 +39,7 @@ except ImportError:
     raise SystemExit("This tutorial compares with PyTorch: pip install torch (the CPU build is enough).")
 torch.manual_seed(0)
 
-# %%
+# %% [markdown]
 # One block, twice
 # ----------------
 # An Inception block as GoogLeNet draws it, with BatchNorm after every convolution (as torchvision's GoogLeNet
@@ -47,7 +47,7 @@ torch.manual_seed(0)
 # it): four branches read the same input and their outputs are concatenated on the channel axis. The PyTorch
 # version uses the same module names, so the two can be paired by name.
 
-
+# %%
 class Block(nn.Module):
     """x: (N, cin, H, W) -> (N, 16 + 24 + 12 + 8, H, W)."""
 
@@ -103,23 +103,27 @@ reference = give_batchnorm_statistics(TorchBlock()).eval()
 size = 14 if QUICK else 28
 x = np.random.default_rng(0).standard_normal((4, 32, size, size)).astype(np.float32)
 
-# %%
+# %% [markdown]
 # The comparison
 # --------------
 # ``load_weights=True`` copies PyTorch's weights into ours first (by equal names here; our published networks
 # use their interop name tables). Every row is one module, in the order the modules ran; ``out diff`` is the
 # largest absolute difference of the outputs, ``grad diff`` that of the gradients flowing into them, each next
 # to its yardstick.
+
+# %%
 ours = Block().eval()
 result = ti.interop.compare(ours, reference, x, load_weights=True)
 print(result.table())
 print("\nfirst divergence:", result.first_divergence)
 
-# %%
+# %% [markdown]
 # The difference of every convolution is of the size of its yardstick: the two frameworks add the same products
 # in other orders, and PyTorch's own float32 result is that far from exact. The same comparison in float64
 # (``ours.double()``) shrinks every column by about nine orders of magnitude, which is what rounding does and a
 # bug would not.
+
+# %%
 ours64 = Block().eval().double()
 result64 = ti.interop.compare(ours64, reference, x, load_weights=True)
 for name in ("branch3.1.conv", "branch5.1.bn", ""):
@@ -128,7 +132,7 @@ for name in ("branch3.1.conv", "branch5.1.bn", ""):
           f"float64 diff {row64.output.abs:.1e} (yardstick {row64.output_yardstick:.1e})")
 print("float64 first divergence:", result64.first_divergence)
 
-# %%
+# %% [markdown]
 # Three classic bugs
 # ------------------
 # Each of these appears in published re-implementations of Inception. We plant one at a time in *our* block and
@@ -140,25 +144,29 @@ print("float64 first divergence:", result64.first_divergence)
 #    of real pixels, so only the border differs, by a lot.
 # 3. BatchNorm's eps at PyTorch's default 1e-5 where the reference (like every Inception network) has 1e-3: a
 #    small difference, but hundreds of yardsticks large once the running variance is small.
+
+# %%
 bugs = {"5x5 padded 1": dict(pad_5x5=1), "count_include_pad=True": dict(count_include_pad=True),
         "eps 1e-5 in one BatchNorm": dict(eps_5x5=1e-5)}
 for title, planted in bugs.items():
     found = ti.interop.compare(Block(**planted).eval(), reference, x, load_weights=True)
     print(f"\n--- {title} ---\nfirst divergence: {found.first_divergence}\n{found.summary()}")
 
-# %%
+# %% [markdown]
 # The table of the last one shows the whole story: everything before the bad BatchNorm agrees, the modules after
 # it diverge, and the convolution in front of it still computes the right output but receives a wrong gradient
 # (``affected``): the error comes back through the BatchNorm's backward.
-print(found.table())
 
 # %%
+print(found.table())
+
+# %% [markdown]
 # A whole network, in float32
 # ---------------------------
 # Now a small Inception network, the same in both frameworks: a stem, two blocks, a max pool, two more blocks,
 # global average pooling and a classifier. With correct code, are there differences beyond rounding?
 
-
+# %%
 class Network(nn.Module):
     def __init__(self):
         super().__init__()
@@ -198,7 +206,7 @@ print(f"modules with near-ties: {len(ties)}")
 for row in ties[:8]:
     print(f"  {row.label:28s} {row.note}")
 
-# %%
+# %% [markdown]
 # A near-tie, where the run above finds any, is a ReLU input within rounding of zero, or a max-pool window whose
 # two largest values lie within rounding of each other: the forward outputs still agree to rounding there (the
 # values involved are tiny or nearly equal), but the gradient of that element goes another way. Gradients further
@@ -206,12 +214,16 @@ for row in ties[:8]:
 # depends on the input and on the order in which each library adds: the count printed above is this run's. The
 # plot shows every module's difference next to its yardstick along the depth of the network; marks at the bottom
 # show the near-ties.
+
+# %%
 figure = network.plot()
 figure.savefig(os.path.join(OUT, "network_differences.png"), dpi=100)
 plt.show()
 
-# %%
+# %% [markdown]
 # And the eps bug, planted in one BatchNorm of the third block, in the same network:
+
+# %%
 network_bug = Network().eval()
 network_bug.block3.branch5[1].bn.eps = 1e-5
 found = ti.interop.compare(network_bug, give_batchnorm_statistics(TorchNetwork()).eval(), images,
