@@ -54,17 +54,20 @@ class TorchBlock(tnn.Module):
         return torch.cat([self.branch1(x), self.branch3(x), self.branch5(x), self.branch_pool(x)], 1)
 
 
-def torch_block(seed=0):
-    torch.manual_seed(seed)
-    block = TorchBlock()
+def give_stats(model):
     with torch.no_grad():
-        for module in block.modules():
+        for module in model.modules():
             if isinstance(module, tnn.BatchNorm2d):  # statistics far from the defaults, so eps matters
                 module.running_mean.uniform_(-0.5, 0.5)
                 module.running_var.uniform_(0.001, 0.01)
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.2, 0.2)
-    return block.eval()
+    return model
+
+
+def torch_block(seed=0):
+    torch.manual_seed(seed)
+    return give_stats(TorchBlock()).eval()
 
 
 def image(shape=(2, 16, 12, 12), seed=1):
@@ -330,3 +333,49 @@ def test_a_moved_flatten_is_compared_element_by_element():
     assert head.shape == (2, 12) and head.reference_shape == (2, 3, 2, 2)
     assert head.status == "ok" and "element by element" in head.note
     assert result.row("").status == "ok" and result.first_divergence is None
+
+
+class BatchNormAct2d(tnn.BatchNorm2d):
+    """timm's way: the BatchNorm module applies the activation itself (``act``)."""
+
+    def __init__(self, channels):
+        super().__init__(channels, eps=1e-3)
+        self.act = tnn.ReLU()
+
+    def forward(self, x):
+        return self.act(super().forward(x))
+
+
+class TorchConvNormAct(tnn.Module):
+    def __init__(self, cin, cout, k, padding=0):
+        super().__init__()
+        self.conv = tnn.Conv2d(cin, cout, k, padding=padding, bias=False)
+        self.bn = BatchNormAct2d(cout)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+def test_a_batchnorm_that_applies_its_relu_is_compared_after_ours():
+    class Ours(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = BasicConv2d(16, 8, 3, padding=1), BasicConv2d(8, 8, 1)
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    class Theirs(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = TorchConvNormAct(16, 8, 3, padding=1), TorchConvNormAct(8, 8, 1)
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    result = ti.interop.compare(Ours().eval(), give_stats(Theirs()).eval(), image(), load_weights=True)
+    assert result.first_divergence is None, result.table()
+    bn = result.row("a.bn")
+    assert bn.status == "ok" and bn.grad is not None
+    # recorded after the ReLU, like the reference's module: no negative values
+    assert result.row("a.bn").relu is not None

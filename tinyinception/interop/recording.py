@@ -100,20 +100,34 @@ def seeds_for(shapes, seed=0):
 
 # --- our modules -----------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _plain_execution(model):
+def _plain_execution(model, activated=None):
     """Run every module through its ``__call__``: no stacked sibling products, BatchNorm and ReLU as two passes.
 
     The fused paths skip the inner modules' ``__call__`` (so their hooks would not fire) and produce values that
     the reference computes in two steps; here each module's own output is what gets compared. (Folded inference,
     conv and BatchNorm in one pass, never runs on layers with forward hooks.)
+
+    activated: {module name: hook} for BatchNorms whose reference applies the ReLU inside the module (timm's
+    BatchNormAct2d): those keep ``forward_relu`` and ``hook`` sees its output, after the ReLU, so that the output
+    and the gradient flowing into it are the same quantities as the reference's. They carry no forward hook.
     """
     from .. import functional as F
     from ..nn.fused import stacking
+    activated = activated or {}
     shadowed = []
-    for module in model.modules():
-        if hasattr(type(module), "forward_relu"):
-            module.__dict__["forward_relu"] = lambda x, module=module: F.relu(module(x))
-            shadowed.append(module)
+    for name, module in model.named_modules():
+        if not hasattr(type(module), "forward_relu"):
+            continue
+        if name in activated:
+            def forward_relu(x, module=module, hook=activated[name]):
+                output = F.relu(module(x))
+                hook(module, (x,), output)
+                return output
+        else:
+            def forward_relu(x, module=module):
+                return F.relu(module(x))
+        module.__dict__["forward_relu"] = forward_relu
+        shadowed.append(module)
     try:
         with stacking(False):
             yield
@@ -123,21 +137,14 @@ def _plain_execution(model):
 
 
 @contextlib.contextmanager
-def _tracked_forwards(model, calls, activated=()):
-    """Every module's ``forward`` wrapped so that `_CallStack` ``calls`` knows which modules are running.
-
-    Modules named in ``activated`` output ``relu(forward(x))``: their reference counterpart applies the activation
-    inside the module (timm's BatchNormAct2d), so ours is recorded after it too (the ReLU that follows in our
-    network then changes nothing)."""
-    from .. import functional as F
+def _tracked_forwards(model, calls):
+    """Every module's ``forward`` wrapped so that `_CallStack` ``calls`` knows which modules are running."""
     wrapped = []
     for name, module in model.named_modules():
         def forward(*args, module=module, name=name, **kwargs):
             calls.enter(name)
             try:
                 output = type(module).forward(module, *args, **kwargs)
-                if name in activated:
-                    output = F.relu(output)
             except Exception:
                 calls.fail()
                 raise
@@ -165,7 +172,7 @@ def record_ours(model, inputs, seed=None, activated=()):
     """Run our ``model`` on ``inputs`` (arrays in the model's dtype) and record every module.
 
     seed: None records the forward pass only; an int also backpropagates the `_loss` seeded with it.
-    activated: see `_tracked_forwards`.
+    activated: names of BatchNorms recorded after their ReLU (see `_plain_execution`).
     """
     from ..autograd import Tensor, enable_grad, no_grad
     records, order = {}, []
@@ -187,12 +194,13 @@ def record_ours(model, inputs, seed=None, activated=()):
             record.pool_input = np.array(backend.to_device(args[0].data, "cpu"), copy=True)
             record.pool = module
 
-    handles = [module.register_forward_hook(lambda m, a, o, name=name: hook(m, a, o, name))
-               for name, module in model.named_modules()]
+    hooks = {name: (lambda m, a, o, name=name: hook(m, a, o, name)) for name, _ in model.named_modules()}
+    handles = [module.register_forward_hook(hooks[name]) for name, module in model.named_modules()
+               if name not in activated]
     xs = [Tensor(x, requires_grad=seed is not None) for x in inputs]
     calls, outputs, error = _CallStack(), [], None
     try:
-        with _plain_execution(model), _tracked_forwards(model, calls, activated), \
+        with _plain_execution(model, {name: hooks[name] for name in activated}), _tracked_forwards(model, calls), \
                 (enable_grad() if seed is not None else no_grad()):
             outputs = _all_tensors(model(*xs), Tensor)
             if seed is not None:
