@@ -8,7 +8,7 @@ import tinyinception.functional as F
 from tinyinception import nn
 from tinyinception.interop.compare import Difference
 from tinyinception.interop.discontinuities import PoolGeometry, argmax_flips, pool_windows, relu_flips
-from tinyinception.interop.module_pairs import pair_modules
+from tinyinception.interop.module_pairs import align_leftovers, pair_modules
 from tinyinception.models.common import BasicConv2d
 
 torch = pytest.importorskip("torch")
@@ -296,17 +296,24 @@ def test_modules_pair_through_a_name_table_and_leftover_children():
     assert pair_modules(ours, theirs, name_map={"b.pool": "b.1"}) == {"b.pool": "b.1"}
 
 
-def test_a_flat_reference_pairs_by_table_without_climbing_to_its_root_and_pools_by_order():
+def test_a_flat_reference_pairs_by_table_without_climbing_to_its_root_and_the_rest_by_kind_and_shape():
     """Cadene's BN-Inception defines every layer in its root module: ``conv1.conv`` -> ``conv1_7x7_s2``, but our
-    ``conv1`` is not the reference's root; its max pools pair by kind in the order they run."""
+    ``conv1`` is not the reference's root; the pools pair by kind and output shape, in the order they ran."""
     ours = {"": "Net", "conv1.conv": "Conv2d", "conv1": "Unit", "pool1": "MaxPool2d", "b.conv.conv": "Conv2d",
-            "b.conv": "Unit", "b.pool": "MaxPool2d", "b": "Block"}
+            "b.conv": "Unit", "b.pool": "AvgPool2d", "b": "Block"}
     theirs = {"": "Flat", "conv1_7x7": "Conv2d", "relu1": "ReLU", "pool1_s2": "MaxPool2d", "b_conv": "Conv2d",
-              "b_relu": "ReLU", "b_pool": "MaxPool2d"}
+              "b_relu": "ReLU", "b_pool": "AvgPool2d", "global_pool": "AvgPool2d"}
     table = {"conv1.conv.weight": "conv1_7x7.weight", "b.conv.conv.weight": "b_conv.weight"}
     pairs = pair_modules(ours, theirs, table)
-    assert pairs == {"": "", "conv1.conv": "conv1_7x7", "b.conv.conv": "b_conv", "pool1": "pool1_s2",
-                     "b.pool": "b_pool"}
+    assert pairs == {"": "", "conv1.conv": "conv1_7x7", "b.conv.conv": "b_conv"}
+    ran_ours = [("conv1.conv", "Conv2d", (1, 8, 8, 8)), ("conv1", "Unit", (1, 8, 8, 8)),
+                ("pool1", "MaxPool2d", (1, 8, 4, 4)), ("b.pool", "AvgPool2d", (1, 8, 4, 4)), ("b", "Block", (1, 8))]
+    ran_theirs = [("conv1_7x7", "Conv2d", (1, 8, 8, 8)), ("relu1", "ReLU", (1, 8, 8, 8)),
+                  ("pool1_s2", "MaxPool2d", (1, 8, 4, 4)), ("b_pool", "AvgPool2d", (1, 8, 4, 4)),
+                  ("global_pool", "AvgPool2d", (1, 8, 1, 1))]
+    align_leftovers(pairs, ran_ours, ran_theirs)
+    assert pairs["pool1"] == "pool1_s2" and pairs["b.pool"] == "b_pool"
+    assert "conv1" not in pairs and "b" not in pairs and "global_pool" not in pairs.values()
 
 
 def test_a_moved_flatten_is_compared_element_by_element():

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .discontinuities import PoolGeometry, argmax_flips, relu_flips
-from .module_pairs import pair_modules
+from .module_pairs import align_leftovers, pair_modules
 from .recording import record_ours, record_torch
 
 FLOAT64_PER_FLOAT32 = float(np.finfo(np.float64).eps / np.finfo(np.float32).eps)  # 2**-29
@@ -378,6 +378,7 @@ def compare(model, reference, inputs, grads=True, load_weights=False, name_map=N
         ours = record_ours(model, arrays, seed if grads else None, activated)
     same = record_torch(reference, arrays, dtype, model.training, seed if grads else None)
     other = record_torch(reference, arrays, other_dtype, model.training, seed if grads else None)
+    align_leftovers(pairs, _run_order(ours), _run_order(same))
     errors = {side: record.error for side, record in (("ours", ours), ("reference", same)) if record.error}
     return Comparison(_build_rows(ours, same, other, pairs, dtype, tolerance), dtype, tolerance, grads, errors)
 
@@ -394,6 +395,12 @@ def _to_numpy(x):
         return x.detach().cpu().numpy()
     from .. import backend
     return backend.to_device(getattr(x, "data", x), "cpu")
+
+
+def _run_order(recording):
+    """[(name, kind, output shape)] of the modules that ran, in run order."""
+    return [(name, recording.records[name].kind, getattr(recording.records[name].output, "shape", None))
+            for name in recording.order]
 
 
 def _kinds(named_modules):

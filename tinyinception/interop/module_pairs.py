@@ -9,9 +9,9 @@ Three sources, strongest first:
 3. equal names.
 
 Then, inside two corresponding parents, children left over on both sides in equal number and of the same kinds are
-paired in the order they were defined (``branch_pool.pool`` -> ``branch4.0``, the max pool that holds no weights);
-last, for a kind whose unpaired modules are equally many on both sides, the k-th with the k-th (the max pools of
-BN-Inception, whose reference defines every layer in one flat module).
+paired in the order they were defined (``branch_pool.pool`` -> ``branch4.0``, the max pool that holds no weights).
+After both sides ran, `align_leftovers` pairs what is still unpaired by kind and output shape, in run order (the
+pools of BN-Inception, whose reference defines every layer in one flat module).
 """
 
 
@@ -53,17 +53,30 @@ def _pair_leftover_children(pairs, ours, theirs):
             todo.extend(new)
 
 
-def _pair_by_kind_in_order(pairs, ours, theirs):
-    """The k-th unpaired module of a kind on our side with the k-th on theirs, for the kinds whose unpaired
-    modules are equally many on both sides (BN-Inception's max pools, whose reference is one flat module)."""
+def align_leftovers(pairs, ours, theirs):
+    """Pair modules still unpaired after recording: the longest sequence, in the order they ran, of modules of the
+    same kind with outputs of the same shape on both sides (BN-Inception's pools, whose reference defines every
+    layer in one flat module). ours, theirs: [(name, kind, output shape)] in run order. Adds to ``pairs``."""
     taken = set(pairs.values())
-    free_ours = [n for n in ours if n not in pairs]
-    free_theirs = [n for n in theirs if n not in taken]
-    for kind in {ours[n] for n in free_ours}:
-        mine = [n for n in free_ours if ours[n] == kind]
-        other = [n for n in free_theirs if theirs[n] == kind]
-        if len(mine) == len(other):
-            pairs.update(zip(mine, other))
+    mine = [entry for entry in ours if entry[0] not in pairs]
+    other = [entry for entry in theirs if entry[0] not in taken]
+    same = [[a[1:] == b[1:] and a[2] is not None for b in other] for a in mine]
+    # longest common subsequence, filled from the end
+    length = [[0] * (len(other) + 1) for _ in range(len(mine) + 1)]
+    for i in reversed(range(len(mine))):
+        for j in reversed(range(len(other))):
+            length[i][j] = (length[i + 1][j + 1] + 1 if same[i][j]
+                            else max(length[i + 1][j], length[i][j + 1]))
+    i = j = 0
+    while i < len(mine) and j < len(other):
+        if same[i][j] and length[i][j] == length[i + 1][j + 1] + 1:
+            pairs[mine[i][0]] = other[j][0]
+            i, j = i + 1, j + 1
+        elif length[i + 1][j] >= length[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return pairs
 
 
 def pair_modules(ours, theirs, key_table=None, name_map=None):
@@ -82,5 +95,4 @@ def pair_modules(ours, theirs, key_table=None, name_map=None):
         pairs = {o: t for o, t in pairs.items() if o not in implied and t not in taken}
         pairs.update(implied)
     _pair_leftover_children(pairs, ours, theirs)
-    _pair_by_kind_in_order(pairs, ours, theirs)
     return pairs
