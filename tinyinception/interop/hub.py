@@ -97,7 +97,8 @@ def merge_kwargs(record, kwargs):
     """The builder's keyword arguments for ``record``'s file: the architecture must be the published one;
     num_classes/head come from the file; options left at None take the record's value."""
     kwargs = dict(kwargs)
-    for key, published in ARCHITECTURE_DEFAULTS.items():
+    for key, default in ARCHITECTURE_DEFAULTS.items():
+        published = record.model_kwargs.get(key, default)
         if key in kwargs and kwargs[key] not in (None, published):
             raise ValueError(f"{record.model}: weights {record.tag!r} are for {key}={published}, not "
                              f"{key}={kwargs[key]!r}")

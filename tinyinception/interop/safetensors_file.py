@@ -88,7 +88,7 @@ def write_safetensors(tensors, path, metadata=None):
     from ..atomic_file import atomic_file
     header, chunks, offset = {}, [], 0
     for name in sorted(tensors):
-        array = np.ascontiguousarray(tensors[name])
+        array = np.array(tensors[name], order="C", copy=True)          # 0-d arrays stay 0-d
         if array.dtype not in NAMES:
             raise TypeError(f"write_safetensors: {name!r} has dtype {array.dtype}, which safetensors cannot hold")
         raw = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
