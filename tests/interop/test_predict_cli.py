@@ -87,7 +87,8 @@ def test_predict_with_a_local_file_of_a_published_layout(tmp_path, capsys, monke
 
 @pytest.mark.parametrize("argv,message", [
     (["predict", "no-such.jpg", "--model", "googlenet", "--weights", "IMAGENET1K_V1"], "no image file no-such.jpg"),
-    (["predict", "{image}", "--model", "googlenet", "--weights", "nonsense"], "'nonsense' is neither a published tag of googlenet"),
+    (["predict", "{image}", "--model", "googlenet", "--weights", "nonsense"],
+     "'nonsense' is neither a published tag of googlenet"),
     (["predict", "{image}", "--model", "no_net", "--weights", "x"], "unknown model 'no_net'"),
     (["predict", "{image}"], "give --model NAME --weights"),
     (["predict", "{image}", "--checkpoint", "{image}"], "not a readable checkpoint"),

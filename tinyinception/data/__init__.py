@@ -25,4 +25,5 @@ from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, Re
 
 __all__ = ["ArrayDataset", "Shapes10", "SHAPE_CLASSES", "CIFAR10", "MNIST", "FashionMNIST", "ImageFolder",
            "DataLoader", "Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip", "Resize",
-           "save_image_grid", "imagenet_classes", "download_url", "DownloadError", "ChecksumError", "read_idx", "IDXFormatError"]
+           "save_image_grid", "imagenet_classes", "download_url", "DownloadError", "ChecksumError", "read_idx",
+           "IDXFormatError"]
