@@ -135,8 +135,12 @@ def test_truncated_and_wrong_magic_pytorch_files(tmp_path):
 
 
 # --- the read path needs no torch ---------------------------------------------------------------------------------
+NO_TORCH_NETWORKS = [("googlenet", {"aux_logits": True}), ("bn_inception", {}), ("inception_v3", {"aux_logits": True}),
+                     ("inception_v4", {}), ("inception_resnet_v2", {}), ("inception_resnet_v1", {"head": "facenet"})]
+SMALL = {"width": 0.125, "small_input": True, "num_classes": 10}
+
 BLOCK_TORCH = """
-import sys
+import json, sys
 class BlockTorch:
     def find_spec(self, name, path=None, target=None):
         if name == "torch" or name.startswith("torch."):
@@ -144,31 +148,46 @@ class BlockTorch:
 sys.meta_path.insert(0, BlockTorch())
 import numpy as np
 import tinyinception as ti
-from tinyinception.interop import read_state_dict, write_safetensors
-model = ti.models.inception_v4(width=0.125, small_input=True, num_classes=10, weights=sys.argv[1])
-from tinyinception.interop import to_torch_state_dict
-write_safetensors(to_torch_state_dict(model), sys.argv[2])
-again = ti.models.inception_v4(width=0.125, small_input=True, num_classes=10, weights=sys.argv[2])
-assert all(np.array_equal(a, b) for a, b in zip(to_torch_state_dict(model).values(),
-                                                 to_torch_state_dict(again).values()))
+folder = sys.argv[1]
+cases = json.load(open(folder + "/cases.json"))
+expected = np.load(folder + "/expected.npz")
+for name, options in cases:
+    for suffix in (".pth", ".safetensors"):
+        model = ti.models.create(name, **options, weights=folder + "/" + name + suffix).eval()
+        with ti.no_grad():
+            logits = model(ti.tensor(expected["input"])).data
+        assert np.array_equal(logits, expected[name]), (name, suffix)
+        print("loaded", name, suffix)
 assert not any(name == "torch" or name.startswith("torch.") for name in sys.modules)
 print("no torch")
 """
 
 
 @pytest.mark.torch
-def test_the_read_path_imports_no_torch(tmp_path):
+def test_every_layout_loads_without_torch(tmp_path):
+    """Each reference's key layout, as a torch.save file (zip or legacy) and a safetensors file, loads through
+    its builder in a process where importing torch fails; the logits equal load_torch_state_dict's."""
     torch = pytest.importorskip("torch")
-    from tinyinception.interop import to_torch_state_dict
-    model = ti.models.inception_v4(width=0.125, small_input=True, num_classes=10)
-    pth = tmp_path / "v4.pth"
-    torch.save({k: torch.from_numpy(np.array(v)) for k, v in to_torch_state_dict(model).items()}, pth,
-               _use_new_zipfile_serialization=False)
-    result = subprocess.run([sys.executable, "-c", BLOCK_TORCH, str(pth), str(tmp_path / "v4.safetensors")],
-                            capture_output=True, text=True, timeout=600,
+    from tinyinception.interop import load_torch_state_dict, to_torch_state_dict, write_safetensors
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32)
+    expected, cases = {"input": x}, []
+    for index, (name, options) in enumerate(NO_TORCH_NETWORKS):
+        kwargs = dict(SMALL, **options)
+        state = to_torch_state_dict(ti.models.create(name, **kwargs))
+        torch.save({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, tmp_path / f"{name}.pth",
+                   _use_new_zipfile_serialization=index % 2 == 0)
+        write_safetensors(state, tmp_path / f"{name}.safetensors")
+        model = load_torch_state_dict(ti.models.create(name, **kwargs), state).eval()
+        with ti.no_grad():
+            expected[name] = model(ti.tensor(x)).data
+        cases.append((name, kwargs))
+    np.savez(tmp_path / "expected.npz", **expected)
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    result = subprocess.run([sys.executable, "-c", BLOCK_TORCH, str(tmp_path)], capture_output=True, text=True,
+                            timeout=600,
                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "no torch" in result.stdout
+    assert result.stdout.count("loaded") == 12 and "no torch" in result.stdout
 
 
 # --- downloads against a local server -----------------------------------------------------------------------------
