@@ -55,7 +55,8 @@ class Preprocessing:
         if isinstance(image, np.ndarray):
             image = Image.fromarray(np.asarray(image, dtype=np.uint8))
         elif not isinstance(image, Image.Image):
-            image = Image.open(image)
+            with Image.open(image) as opened:
+                return self(opened.convert("RGB"))
         return self.normalize(self.crop(self.resize(image.convert("RGB"))))
 
     def resize(self, image):
