@@ -6,6 +6,7 @@
     tinyinception eval --checkpoint runs/shapes-googlenet/best.ckpt
     tinyinception summary googlenet --input-size 3 32 32
     tinyinception models
+    tinyinception predict photo.jpg --model inception_v3 --weights IMAGENET1K_V1 --top 5
 
 A mistake on the command line (an unknown model, ``--epochs 0``, a missing checkpoint, a folder another run
 writes to...) ends in one line on stderr and exit status 2; any other failure in one line and exit status 1.
@@ -430,6 +431,83 @@ def _add_train_parser(commands):
     train.set_defaults(handler=cmd_train)
 
 
+# --- predict (published weights, a weight file, or a `train` checkpoint) --------------------------------------------
+def cmd_predict(args):
+    """Top classes of each image: ``--model NAME --weights TAG|PATH [--like TAG]`` or ``--checkpoint RUN.ckpt``."""
+    from . import models, train
+    from .data.image_folder import ImageFolder
+    from .interop import WeightFileError, WeightsDownloadError
+    from .interop.hub import build_with_weights
+    try:
+        missing = [path for path in args.images if not os.path.isfile(path)]
+        if missing:
+            raise FileNotFoundError(f"no image file {missing[0]}")
+        if args.checkpoint:
+            state = train.load_checkpoint(args.checkpoint)
+            config = state.get("config") or {}
+            if "model" not in config:
+                raise ValueError(f"{args.checkpoint} does not say which model it holds (not written by `train`)")
+            model = build_model(config["model"], config["model_kwargs"])
+            model.load_state_dict(state["model"])
+            size = tuple(config.get("image_size", (32, 32)))
+            batch = np.stack([ImageFolder._load(path, 3, size) for path in args.images])
+            classes, label = config.get("classes"), f"{config['model']} from {args.checkpoint}"
+        else:
+            if not (args.model and args.weights):
+                raise ValueError("give --model NAME --weights TAG|PATH, or --checkpoint RUN.ckpt")
+            tags = models.list_weights(args.model)
+            local = args.weights not in tags and args.weights != "DEFAULT"
+            if local and not os.path.isfile(args.weights):
+                raise ValueError(f"--weights {args.weights!r} is neither a published tag of {args.model} "
+                                 f"({', '.join(tags) or 'none'}) nor a file")
+            record = models.get_weights(args.model, args.like if local else args.weights)
+            construct = lambda **kwargs: models.create(args.model, **kwargs)             # noqa: E731
+            model = build_with_weights(args.model, construct, record, {}, path=args.weights if local else None,
+                                       progress=not args.no_progress)
+            preprocess = record.transforms()
+            batch = np.stack([preprocess(path) for path in args.images])
+            classes = record.class_names()
+            label = f"{args.model} {record.tag}" + (f" from {args.weights}" if local else "")
+    except (FileNotFoundError, ValueError, KeyError, OSError, WeightFileError, WeightsDownloadError,
+            train.CheckpointError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        raise UsageError(str(message)) from error     # one line, exit status 2 (`run_command`)
+    probabilities = _class_probabilities(model, batch)
+    for path, row in zip(args.images, probabilities):
+        print(f"{path}  ({label})")
+        for rank, index in enumerate(np.argsort(-row)[:args.top], start=1):
+            name = classes[index] if classes is not None and index < len(classes) else f"class {index}"
+            print(f"  {rank:2d}. {name:32s} {row[index]:.4f}")
+    return probabilities
+
+
+def _class_probabilities(model, batch):
+    """Softmax of the model's logits for batch (N, 3, H, W), in eval mode: (N, classes) float64."""
+    import tinyinception as ti
+    model.eval()
+    with ti.no_grad():
+        logits = np.asarray(model(ti.tensor(batch.astype(np.float32))).data, dtype=np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _add_predict_parser(commands):
+    predict = commands.add_parser("predict", help="classify images with published weights, a weight file or a "
+                                  "checkpoint")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files")
+    predict.add_argument("--model", help="network name (with --weights), see `tinyinception models`")
+    predict.add_argument("--weights", help="a published tag (e.g. IMAGENET1K_V1; downloaded on first use) or the "
+                         "path of a .pth/.pt/.safetensors file")
+    predict.add_argument("--like", default="DEFAULT", help="with --weights PATH: the published tag whose layout, "
+                         "options and preprocessing the file follows (default: the model's first tag)")
+    predict.add_argument("--checkpoint", help="a checkpoint written by `tinyinception train` (class names inside)")
+    predict.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
+    predict.add_argument("--no-progress", action="store_true", help="no download progress bar")
+    _debug_option(predict, argparse.SUPPRESS)
+    predict.set_defaults(handler=cmd_predict)
+
+
 def _add_eval_parser(commands):
     evaluate = commands.add_parser("eval", help="test accuracy of a checkpoint written by `train`")
     evaluate.add_argument("--checkpoint", required=True, help="a last.ckpt or best.ckpt written by `train`")
@@ -474,6 +552,7 @@ def build_parser():
     _add_summary_parser(commands)
     models = commands.add_parser("models", help="list the networks")
     models.set_defaults(handler=cmd_models)
+    _add_predict_parser(commands)
     return parser
 
 

@@ -34,7 +34,7 @@ from collections import OrderedDict
 from .. import functional as F
 from .. import nn
 from .common import BasicConv2d, check_input_size, scaled
-from .registry import register
+from .registry import build, register
 
 MAXPOOL = "maxpool"
 
@@ -387,14 +387,19 @@ class InceptionResNetV1(_InceptionResNetTrunk):
 
 
 @register("inception_resnet_v2")
-def inception_resnet_v2(num_classes=1000, width=1.0, small_input=False, dropout=0.0):
-    """Inception-ResNet-v2 (timm ``inception_resnet_v2``): 55,843,464 parameters at 1000 classes."""
-    return InceptionResNetV2(num_classes=num_classes, width=width, small_input=small_input, dropout=dropout)
+def inception_resnet_v2(num_classes=1000, width=1.0, small_input=False, dropout=0.0, weights=None):
+    """Inception-ResNet-v2 (timm ``inception_resnet_v2``): 55,843,464 parameters at 1000 classes. ``weights``: a
+    published tag (``list_weights("inception_resnet_v2")``) or the path of a .pth/.pt/.safetensors file with timm's
+    keys."""
+    return build("inception_resnet_v2", InceptionResNetV2, weights, dict(
+        num_classes=num_classes, width=width, small_input=small_input, dropout=dropout))
 
 
 @register("inception_resnet_v1")
-def inception_resnet_v1(num_classes=1000, head="plain", width=1.0, small_input=False, dropout=None):
+def inception_resnet_v1(num_classes=1000, head="plain", width=1.0, small_input=False, dropout=None, weights=None):
     """Inception-ResNet-v1 (facenet-pytorch trunk): 24,357,096 parameters at 1000 classes with the plain head,
-    23,995,624 with ``head="facenet"`` (see `InceptionResNetV1`)."""
-    return InceptionResNetV1(num_classes=num_classes, head=head, width=width, small_input=small_input,
-                             dropout=dropout)
+    23,995,624 with ``head="facenet"`` (see `InceptionResNetV1`). ``weights``: a published tag
+    (``list_weights("inception_resnet_v1")``: facenet's "vggface2", "casia-webface"; they set ``head="facenet"``
+    and their class count) or the path of a .pth/.pt/.safetensors file with facenet-pytorch's keys."""
+    return build("inception_resnet_v1", InceptionResNetV1, weights, dict(
+        num_classes=num_classes, head=head, width=width, small_input=small_input, dropout=dropout))

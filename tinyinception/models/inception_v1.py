@@ -49,7 +49,7 @@ from .. import functional as F
 from .. import nn
 from ..nn.fused import run_branches
 from .common import BasicConv2d, ConvReLU, check_input_size, init_trunc_normal, scaled
-from .registry import register
+from .registry import build, register
 
 GoogLeNetOutputs = namedtuple("GoogLeNetOutputs", ["logits", "aux_logits2", "aux_logits1"])
 GoogLeNetOutputs.__doc__ = "Train-mode output with aux heads, torchvision's order: (logits, aux_logits2, aux_logits1)."
@@ -256,11 +256,16 @@ class GoogLeNet(nn.Module):
 
 
 @register("googlenet")
-def googlenet(num_classes=1000, aux_logits=True, transform_input=False, dropout=0.2, dropout_aux=0.7, paper=False,
-              width=1.0, small_input=False):
+def googlenet(num_classes=1000, aux_logits=None, transform_input=None, dropout=0.2, dropout_aux=0.7, paper=False,
+              width=1.0, small_input=False, weights=None):
     """GoogLeNet: torchvision's layout (``paper=False``, 13,004,888 parameters with the aux heads, 6,624,904
     without) or the paper's (``paper=True``, 13,378,280 / 6,998,552). Init: truncated normal std 0.01 like
     torchvision; Xavier weights and conv bias 0.2 like Caffe for ``paper=True``. See the module docstring for
-    every difference and for ``small_input``."""
-    return GoogLeNet(num_classes=num_classes, aux_logits=aux_logits, transform_input=transform_input,
-                     dropout=dropout, dropout_aux=dropout_aux, paper=paper, width=width, small_input=small_input)
+    every difference and for ``small_input``.
+
+    ``aux_logits`` and ``transform_input`` left at None mean True and False, or with published weights what they
+    need (as torchvision: ``transform_input=True``, aux heads dropped). ``weights``: a published tag
+    (``list_weights("googlenet")``) or the path of a .pth/.pt/.safetensors file with torchvision's keys."""
+    return build("googlenet", GoogLeNet, weights, dict(
+        num_classes=num_classes, aux_logits=aux_logits, transform_input=transform_input, dropout=dropout,
+        dropout_aux=dropout_aux, paper=paper, width=width, small_input=small_input))

@@ -33,7 +33,7 @@ from .. import functional as F
 from .. import nn
 from ..nn.fused import run_branches
 from .common import check_input_size, scaled
-from .registry import register
+from .registry import build, register
 
 BN_EPS = 1e-5
 
@@ -183,7 +183,10 @@ class BNInception(nn.Module):
 
 
 @register("bn_inception")
-def bn_inception(num_classes=1000, width=1.0, small_input=False):
+def bn_inception(num_classes=1000, width=1.0, small_input=False, weights=None):
     """BN-Inception equal to Cadene's ``bninception`` (11,295,240 parameters at 1000 classes). Init: PyTorch's
-    defaults, as the reference. See the module docstring for the reference's details and ``small_input``."""
-    return BNInception(num_classes=num_classes, width=width, small_input=small_input)
+    defaults, as the reference. See the module docstring for the reference's details and ``small_input``.
+    ``weights``: a published tag (``list_weights("bn_inception")``) or the path of a .pth/.pt/.safetensors file
+    with Cadene's keys."""
+    return build("bn_inception", BNInception, weights, dict(num_classes=num_classes, width=width,
+                                                            small_input=small_input))

@@ -36,7 +36,7 @@ from .. import functional as F
 from .. import nn
 from ..nn.fused import stacked_pointwise
 from .common import BasicConv2d, check_input_size, init_trunc_normal, scale_widths, scaled
-from .registry import register
+from .registry import build, register
 
 InceptionOutputs = namedtuple("InceptionOutputs", ["logits", "aux_logits"])
 InceptionOutputs.__doc__ = "Train-mode output with the aux head, torchvision's order: (logits, aux_logits)."
@@ -358,12 +358,17 @@ class InceptionV3(nn.Module):
 
 
 @register("inception_v3")
-def inception_v3(num_classes=1000, aux_logits=True, transform_input=False, dropout=0.5, width=1.0,
-                 small_input=False):
+def inception_v3(num_classes=1000, aux_logits=None, transform_input=None, dropout=0.5, width=1.0,
+                 small_input=False, weights=None):
     """Inception-v3 as torchvision builds it: 27,161,264 parameters with the aux head, 23,834,568 without.
 
     ``transform_input=True`` converts ImageNet-normalised inputs for the ported TensorFlow weights (torchvision
     turns it on with its pretrained weights). ``width`` scales every channel count (at least 8 each);
-    ``small_input`` adapts the stem to 32x32 images (module docstring)."""
-    return InceptionV3(num_classes=num_classes, aux_logits=aux_logits, transform_input=transform_input,
-                       dropout=dropout, width=width, small_input=small_input)
+    ``small_input`` adapts the stem to 32x32 images (module docstring).
+
+    ``aux_logits`` and ``transform_input`` left at None mean True and False, or with published weights what they
+    need. ``weights``: a published tag (``list_weights("inception_v3")``: torchvision's and timm's) or the path of
+    a .pth/.pt/.safetensors file with torchvision's (= timm's) keys."""
+    return build("inception_v3", InceptionV3, weights, dict(
+        num_classes=num_classes, aux_logits=aux_logits, transform_input=transform_input, dropout=dropout,
+        width=width, small_input=small_input))

@@ -34,7 +34,7 @@ from .. import nn
 from .common import BasicConv2d, check_input_size, scale_widths
 from .inception_v3 import InceptionC as _InceptionV3C
 from .inception_v3 import InceptionD as _InceptionV3D
-from .registry import register
+from .registry import build, register
 
 # The stem (paper Figure 3): output channels of each layer.
 STEM_WIDTHS = dict(conv=(32, 32, 64), mixed_3a=96, mixed_4a_branch3x3=(64, 96), mixed_4a_branch7x7x3=(64, 64, 64, 96),
@@ -290,8 +290,10 @@ class InceptionV4(nn.Module):
 
 
 @register("inception_v4")
-def inception_v4(num_classes=1000, width=1.0, small_input=False, dropout=0.0):
+def inception_v4(num_classes=1000, width=1.0, small_input=False, dropout=0.0, weights=None):
     """Inception-v4 as timm builds it: 42,679,816 parameters at 1000 classes. Init: PyTorch's defaults (timm
     keeps them). ``width`` scales every channel count (at least 8 each); ``small_input`` adapts the stem to 32x32
-    images; ``dropout`` before the classifier (timm's ``drop_rate``, default 0)."""
-    return InceptionV4(num_classes=num_classes, width=width, small_input=small_input, dropout=dropout)
+    images; ``dropout`` before the classifier (timm's ``drop_rate``, default 0). ``weights``: a published tag
+    (``list_weights("inception_v4")``) or the path of a .pth/.pt/.safetensors file with timm's keys."""
+    return build("inception_v4", InceptionV4, weights, dict(num_classes=num_classes, width=width,
+                                                            small_input=small_input, dropout=dropout))
