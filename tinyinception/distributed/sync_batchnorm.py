@@ -86,6 +86,10 @@ def _update_running_stats(running_mean, running_var, mean64, var64, count, momen
     running_var += m * unbiased.astype(running_var.dtype)
 
 
+def _raw(tensor):
+    return None if tensor is None else tensor.data
+
+
 class SyncBatchNorm(_BatchNorm):
     """BatchNorm over (N, C, *) whose training statistics are summed over every rank of ``world``.
 
@@ -108,8 +112,7 @@ class SyncBatchNorm(_BatchNorm):
         if not (self.training and world.size > 1):
             plain = F.batch_norm_relu if relu else F.batch_norm
             return plain(x, running_mean, running_var, weight, bias, use_batch_stats, momentum, eps)
-        raw = (lambda t: None if t is None else t.data)
-        return SyncBatchNormFunction.apply(x, weight, bias, raw(running_mean), raw(running_var), float(momentum),
+        return SyncBatchNormFunction.apply(x, weight, bias, _raw(running_mean), _raw(running_var), float(momentum),
                                            float(eps), bool(relu), _batchnorm_world(world))
 
     def forward(self, x):
