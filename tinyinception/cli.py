@@ -142,6 +142,8 @@ def _mpi_world(args):
     world = distributed.init()
     if world.size > 1 and args.device == "cuda":
         distributed.training.use_local_gpu()
+    elif world.size > 1:
+        distributed.training.share_cores()
     if world.rank != 0:
         sys.stdout = open(os.devnull, "w")   # rank 0 alone prints (errors still reach stderr)
     return world if world.size > 1 else None

@@ -78,3 +78,11 @@ def test_hanging_rank_makes_the_others_stop_at_the_deadline(tmp_path):
     assert "got no answer from the other ranks within 3 s" in result.stderr, describe(result)
     assert time.monotonic() - started < 60
     assert ti.train.load_checkpoint(tmp_path / "run" / "last.ckpt")["epoch"] == 1
+
+
+@pytest.mark.gpu
+def test_cupy_gradients_are_averaged_on_the_gpu():
+    """Two ranks sum CuPy arrays (NCCL where it works, the host otherwise) and agree on the averaged gradients."""
+    result = run_mpi(2, "check_gpu.py", timeout=180)
+    assert result.returncode == 0, describe(result)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"size": 2, "gpu": "ok"}

@@ -5,6 +5,8 @@ NCCL needs one communicator per job: rank 0 draws a unique id, MPI broadcasts it
 ``cupy.cuda.Device(...).use()`` before building the model). ``allReduce`` is queued on the current stream, so it
 overlaps the kernels queued after it; a CUDA event recorded behind it says when it is done.
 """
+import sys
+
 import numpy as np
 
 from .world import Pending
@@ -22,7 +24,11 @@ class GpuReducer:
         if self.nccl is not None:
             unique_id = self.nccl.get_unique_id() if world.rank == 0 else None
             unique_id = world.comm.bcast(unique_id, root=0)
-            self.comm = self.nccl.NcclCommunicator(world.size, unique_id, world.rank)
+            try:
+                self.comm = self.nccl.NcclCommunicator(world.size, unique_id, world.rank)
+            except self.nccl.NcclError as error:   # e.g. two ranks on one GPU: NCCL refuses, the host path works
+                print(f"tinyinception.distributed: rank {world.rank}: NCCL unavailable ({error}); CuPy arrays "
+                      "are reduced through the host", file=sys.stderr, flush=True)
 
     def iallreduce(self, array, what):
         import cupy

@@ -80,3 +80,23 @@ def use_local_gpu():
     device = local_rank() % cupy.cuda.runtime.getDeviceCount()
     cupy.cuda.Device(device).use()
     return device
+
+
+def local_size():
+    """How many ranks the launcher started on this machine (1 if it does not say)."""
+    for name in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "PMIX_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 1
+
+
+def share_cores():
+    """Give each rank on this machine an equal share of its cores for Numba's threads (unless NUMBA_NUM_THREADS
+    says otherwise): two ranks with two threads each on two cores would fight over them. Returns the count."""
+    from ..kernels._numba import NUMBA_AVAILABLE
+    if not NUMBA_AVAILABLE or "NUMBA_NUM_THREADS" in os.environ:
+        return None
+    import numba
+    threads = max(1, min(numba.config.NUMBA_NUM_THREADS, (os.cpu_count() or 1) // local_size()))
+    numba.set_num_threads(threads)
+    return threads
