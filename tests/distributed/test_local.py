@@ -87,6 +87,8 @@ def test_buckets_respect_the_cap_and_keep_the_order():
     params = [ti.nn.Parameter(np.zeros(n, np.float32)) for n in (10, 20, 5, 100, 3)]
     buckets = make_buckets(params, cap_bytes=30 * 4)
     assert [[p.numel() for p in b.parameters] for b in buckets] == [[10, 20], [5], [100], [3]]
+    buckets = make_buckets(params, cap_bytes=30 * 4, first_cap_bytes=10 * 4)
+    assert [[p.numel() for p in b.parameters] for b in buckets] == [[10], [20, 5], [100], [3]]
 
 
 def test_world_of_one_process_without_mpi():

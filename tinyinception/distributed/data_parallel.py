@@ -5,7 +5,8 @@ replaced by its mean over the ranks, so every replica takes the same step and th
 start identical: rank 0's parameters and buffers are broadcast when the wrapper is built).
 
 Buckets (as PyTorch's DDP does): the parameters, in reverse order of registration (backward reaches the last layers
-first), are grouped into flat buffers of about ``bucket_cap_mb`` MB. One all-reduce per bucket instead of one per
+first), are grouped into flat buffers of about ``bucket_cap_mb`` MB (the first of 1 MB, so that communication
+starts early in backward). One all-reduce per bucket instead of one per
 tensor pays the network's latency a few times, not hundreds of times.
 
 Overlap (``overlap=True``, the default): each parameter has a post-accumulate-grad hook
@@ -31,6 +32,7 @@ from ..nn.module import Module
 from .world import get_world
 
 DEFAULT_BUCKET_MB = 25
+FIRST_BUCKET_MB = 1
 
 
 class _Bucket:
@@ -72,14 +74,16 @@ class _Bucket:
                 p.grad[...] = mean
 
 
-def make_buckets(parameters, cap_bytes):
+def make_buckets(parameters, cap_bytes, first_cap_bytes=None):
     """Group ``parameters`` (in the given order) into buckets of at most ``cap_bytes`` (a parameter larger than
-    the cap gets a bucket of its own), one dtype and device per bucket."""
+    the cap gets a bucket of its own), one dtype and device per bucket. ``first_cap_bytes`` caps the first bucket
+    (DDP's 1 MB): the last layers' gradients start travelling early instead of waiting for 25 MB of them."""
     buckets, current, current_bytes, current_kind = [], [], 0, None
     for p in parameters:
         kind = (p.dtype, p.device)
         size = p.numel() * p.dtype.itemsize
-        if current and (kind != current_kind or current_bytes + size > cap_bytes):
+        cap = first_cap_bytes if not buckets and first_cap_bytes is not None else cap_bytes
+        if current and (kind != current_kind or current_bytes + size > cap):
             buckets.append(_Bucket(len(buckets), current))
             current, current_bytes = [], 0
         current.append(p)
@@ -117,7 +121,7 @@ class DataParallel(Module):
     """Wrap ``module`` so that after ``loss.backward()`` and ``synchronize()`` its gradients are means over ranks.
 
     module: the replica (a ``ti.nn.Module``), already on its device. world: a ``World`` (default: ``init()``'s).
-    bucket_cap_mb: bucket size in MB (default 25, as PyTorch's DDP). overlap: start each bucket's all-reduce from
+    bucket_cap_mb: bucket size in MB (default 25, the first one 1, as PyTorch's DDP). overlap: start each bucket's all-reduce from
     the gradient hooks, during backward (True), or all at the end (False). broadcast_buffers: copy rank 0's buffers
     (BatchNorm's running statistics) to every rank before each training forward, as DDP does, so the replicas
     stay identical.
@@ -135,7 +139,8 @@ class DataParallel(Module):
         self.overlap, self.broadcast_buffers = bool(overlap), bool(broadcast_buffers)
         broadcast_parameters(module, self.world)
         parameters = [p for p in module.parameters() if p.requires_grad]
-        self.buckets = make_buckets(list(reversed(parameters)), float(bucket_cap_mb) * 2 ** 20)
+        cap = float(bucket_cap_mb) * 2 ** 20
+        self.buckets = make_buckets(list(reversed(parameters)), cap, min(cap, FIRST_BUCKET_MB * 2 ** 20))
         self._bucket_of = {id(p): bucket for bucket in self.buckets for p in bucket.parameters}
         self._next_launch = 0
         self._hooks = []
