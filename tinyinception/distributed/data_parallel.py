@@ -142,7 +142,7 @@ class DataParallel(Module):
         cap = float(bucket_cap_mb) * 2 ** 20
         self.buckets = make_buckets(list(reversed(parameters)), cap, min(cap, FIRST_BUCKET_MB * 2 ** 20))
         self._bucket_of = {id(p): bucket for bucket in self.buckets for p in bucket.parameters}
-        self._next_launch = 0
+        self._next_launch, self._armed = 0, False
         self._hooks = []
         if self.overlap and self.world.size > 1:
             self._hooks = [p.register_post_accumulate_grad_hook(self._gradient_ready) for p in parameters]
@@ -157,13 +157,17 @@ class DataParallel(Module):
                     _broadcast_group(self.world, buffers, "broadcast of buffers from rank 0")
         return self.module(*args, **kwargs)
 
-    def _start_round(self):
+    def _start_round(self, armed=True):
+        """Forget the last step's buckets; ``armed``: this forward's backward may start buckets from the hooks (a
+        backward through the bare module, which the other ranks may not run, starts nothing)."""
         for bucket in self.buckets:
             bucket.ready, bucket.pending, bucket.launched_at = set(), None, None
-        self._next_launch = 0
+        self._next_launch, self._armed = 0, armed
 
     # --- during backward -------------------------------------------------------------------------------------
     def _gradient_ready(self, parameter):
+        if not self._armed:
+            return
         self._bucket_of[id(parameter)].ready.add(id(parameter))
         while self._next_launch < len(self.buckets) and self.buckets[self._next_launch].is_complete():
             self._launch(self.buckets[self._next_launch])
@@ -192,7 +196,7 @@ class DataParallel(Module):
             bucket.unpack_mean(self.world.size)
         self.timings = {"allreduce_seconds": sum(b.pending.finished - b.pending.started for b in self.buckets),
                         "wait_seconds": waited, "buckets": len(self.buckets)}
-        self._start_round()
+        self._start_round(armed=False)
 
     @staticmethod
     def _finish(bucket):
