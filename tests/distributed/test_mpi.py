@@ -86,3 +86,20 @@ def test_cupy_gradients_are_averaged_on_the_gpu():
     result = run_mpi(2, "check_gpu.py", timeout=180)
     assert result.returncode == 0, describe(result)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"size": 2, "gpu": "ok"}
+
+
+def test_command_trains_on_two_ranks_and_rank_zero_alone_writes(tmp_path):
+    """`mpiexec -n 2 python -m tinyinception train --quick --sync-batchnorm`: one plan printed, one metrics line,
+    checkpoints that load; a global batch the ranks cannot split is refused in one line."""
+    out = tmp_path / "run"
+    result = run_mpi(2, "cli.py", "train", "--quick", "--train-size", 64, "--test-size", 30, "--batch-size", 16,
+                     "--no-progress", "--sync-batchnorm", "--out", out, timeout=180)
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.count("training googlenet") == 1, describe(result)
+    assert "data parallel over 2 MPI ranks: 8 images per rank and step, SyncBatchNorm" in result.stdout
+    assert [r["epoch"] for r in ti.train.read_metrics(out / "metrics.jsonl")] == [1]
+    assert ti.train.load_checkpoint(out / "last.ckpt")["global_step"] == 4    # 64 images / 16 a step
+    refused = run_mpi(2, "cli.py", "train", "--quick", "--batch-size", 15, "--out", tmp_path / "no", timeout=120)
+    assert refused.returncode != 0
+    assert "--batch-size 15 is the batch over all 2 ranks and must be a multiple of 2" in refused.stderr
+    assert "Traceback" not in refused.stderr
