@@ -121,8 +121,9 @@ class DataParallel(Module):
     """Wrap ``module`` so that after ``loss.backward()`` and ``synchronize()`` its gradients are means over ranks.
 
     module: the replica (a ``ti.nn.Module``), already on its device. world: a ``World`` (default: ``init()``'s).
-    bucket_cap_mb: bucket size in MB (default 25, the first one 1, as PyTorch's DDP). overlap: start each bucket's all-reduce from
-    the gradient hooks, during backward (True), or all at the end (False). broadcast_buffers: copy rank 0's buffers
+    bucket_cap_mb: bucket size in MB (default 25, the first one 1, as PyTorch's DDP). overlap: start each
+    bucket's all-reduce from the gradient hooks, during backward (True), or all at the end (False).
+    broadcast_buffers: copy rank 0's buffers
     (BatchNorm's running statistics) to every rank before each training forward, as DDP does, so the replicas
     stay identical.
 
