@@ -19,6 +19,7 @@ from . import data
 from . import models, interop
 from .summary import summary
 from . import train, viz
+from . import distributed  # data parallelism over MPI; mpi4py loads only under an MPI launcher
 
 __version__ = "0.1.0"
 

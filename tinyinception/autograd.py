@@ -169,6 +169,20 @@ class Tensor:
     def zero_grad(self):
         self.grad = None
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` during backward, once this leaf's ``.grad`` holds all of that backward's gradient
+        (PyTorch's hook of the same name). Data parallelism starts all-reducing a bucket of parameters the moment
+        their hooks have fired, while backward goes on. Returns a handle whose ``remove()`` unregisters the hook.
+        """
+        if not self.is_leaf:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors (parameters) accumulate .grad")
+        if not callable(hook):
+            raise TypeError(f"register_post_accumulate_grad_hook: the hook must be callable, got {type(hook).__name__}")
+        hooks = self.__dict__.setdefault("_post_accumulate_grad_hooks", {})
+        key = max(hooks, default=-1) + 1
+        hooks[key] = hook
+        return _RemovableHook(hooks, key)
+
     def to(self, device):
         """A copy on ``"cpu"`` or ``"cuda"`` (the same tensor if already there); differentiable."""
         if backend.device_of(self.data) == str(device).split(":")[0]:
@@ -189,6 +203,14 @@ class Tensor:
         tensor has one element. retain_graph: keep the saved arrays so backward can run through the graph again.
         """
         backward(self, grad, retain_graph)
+
+
+class _RemovableHook:
+    def __init__(self, hooks, key):
+        self._hooks, self._key = hooks, key
+
+    def remove(self):
+        self._hooks.pop(self._key, None)
 
 
 def tensor(data, requires_grad=False, dtype=None):
@@ -306,6 +328,28 @@ def _accumulate_leaf(tensor, grad, fresh=False):
         tensor.grad += grad
 
 
+def _hooked_leaf_uses(order):
+    """{id(leaf): [leaf, uses]} for the leaves with post-accumulate hooks: how many gradient contributions each
+    still awaits from the functions in ``order``, so its hooks run once, after the last one."""
+    pending = {}
+    for fn in order:
+        for x in fn.inputs:
+            if isinstance(x, Tensor) and x.grad_fn is None and getattr(x, "_post_accumulate_grad_hooks", None):
+                pending.setdefault(id(x), [x, 0])[1] += 1
+    return pending
+
+
+def _leaf_use_done(pending, x):
+    """One contribution to hooked leaf ``x`` has been handled; after its last one, run its hooks."""
+    entry = pending.get(id(x))
+    if entry is None:
+        return
+    entry[1] -= 1
+    if entry[1] == 0 and x.grad is not None:
+        for hook in list(x._post_accumulate_grad_hooks.values()):
+            hook(x)
+
+
 def backward(output, grad=None, retain_graph=False):
     """Backpropagate from ``output`` (see `Tensor.backward`)."""
     if not output.requires_grad:
@@ -329,7 +373,9 @@ def backward(output, grad=None, retain_graph=False):
         return
 
     grads = {id(output.grad_fn): grad}  # gradient w.r.t. each function's output, keyed by the function
-    for fn in _topological_order(output.grad_fn):
+    order = _topological_order(output.grad_fn)
+    pending = _hooked_leaf_uses(order)
+    for fn in order:
         grad_output = grads.pop(id(fn))
         out_tensor = fn._output()
         if out_tensor is not None and out_tensor._retains_grad:
@@ -342,6 +388,8 @@ def backward(output, grad=None, retain_graph=False):
             raise RuntimeError(f"{fn.name}.backward returned {len(input_grads)} gradients for {len(fn.inputs)} inputs")
         for x, g in zip(fn.inputs, input_grads):
             if g is None or not isinstance(x, Tensor) or not x.requires_grad:
+                if pending:
+                    _leaf_use_done(pending, x)
                 continue
             if g.shape != x.data.shape or g.dtype != x.data.dtype:
                 raise RuntimeError(
@@ -350,6 +398,8 @@ def backward(output, grad=None, retain_graph=False):
                 )
             if x.grad_fn is None:
                 _accumulate_leaf(x, g, fresh=fn.fresh_gradients)
+                if pending:
+                    _leaf_use_done(pending, x)
             else:
                 key = id(x.grad_fn)
                 grads[key] = g if key not in grads else grads[key] + g

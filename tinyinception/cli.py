@@ -245,31 +245,60 @@ def _train_config(args, model_kwargs, classes):
             "test_size": args.test_size, "seed": args.seed, "classes": list(classes), "args": options}
 
 
+def _mpi_world(args):
+    """The MPI world when `mpirun -n K` (K > 1) started this process, else None (MPI is then never loaded)."""
+    from .distributed.world import launched_by_mpi
+    if not launched_by_mpi():
+        return None
+    from . import distributed
+    world = distributed.init()
+    if world.size > 1 and args.device == "cuda":
+        distributed.training.use_local_gpu()
+    elif world.size > 1:
+        distributed.training.share_cores()
+    if world.rank != 0:
+        sys.stdout = open(os.devnull, "w")   # rank 0 alone prints (errors still reach stderr)
+    return world if world.size > 1 else None
+
+
 def cmd_train(args):
     """``tinyinception train``: see the module docstring; returns fit's FitResult."""
     import tinyinception as ti
     from .data import DataLoader
     _resolve_train_args(args)
-    lock = _claim_out_folder(args)
+    world = _mpi_world(args)
+    lock = _claim_out_folder(args) if world is None or world.rank == 0 else None   # rank 0 alone writes
     try:
-        return _train(ti, DataLoader, args)
+        return _train(ti, DataLoader, args, world)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
-def _train(ti, DataLoader, args):
+def _train(ti, DataLoader, args, world):
     started = time.perf_counter()
     ti.manual_seed(args.seed)
     train_set, test_set, shared_transform = load_datasets(args.dataset, args.data_dir, args.download,
                                                           args.train_size, args.test_size, args.seed)
-    train_loader = DataLoader(train_set, args.batch_size, shuffle=True, drop_last=True, seed=args.seed,
-                              transform=_train_transform(args.dataset, shared_transform))
+    if world is None:
+        train_loader = DataLoader(train_set, args.batch_size, shuffle=True, drop_last=True, seed=args.seed,
+                                  transform=_train_transform(args.dataset, shared_transform))
+        test_loader = DataLoader(test_set, 256, transform=shared_transform)
+    else:
+        from .distributed import sharded_loaders
+        try:
+            train_loader, test_loader = sharded_loaders(world, train_set, test_set, args.batch_size, args.seed,
+                                                        _train_transform(args.dataset, shared_transform),
+                                                        shared_transform)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     if len(train_loader) == 0:
         raise UsageError(f"--batch-size {args.batch_size} is larger than the {len(train_set)} training images: "
                          f"no full batch to train on")
-    test_loader = DataLoader(test_set, 256, transform=shared_transform)
     model_kwargs = _model_kwargs(args, len(train_set.classes))
     model = build_model(args.model, model_kwargs)
+    if world is not None and args.sync_batchnorm:
+        model = ti.distributed.SyncBatchNorm.convert_sync_batchnorm(model, world)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
     steps = args.epochs * len(train_loader)
     scheduler = make_scheduler(optimizer, steps, args.warmup_epochs * len(train_loader))
@@ -277,10 +306,15 @@ def _train(ti, DataLoader, args):
           f"{len(train_set)} train / {len(test_set)} test images, {args.epochs} epochs of {len(train_loader)} "
           f"batches of {args.batch_size}, {args.optimizer} lr {args.lr}, device {args.device}, into {args.out}",
           flush=True)
+    if world is not None:
+        print(f"data parallel over {world.size} MPI ranks: {args.batch_size // world.size} images per rank and "
+              f"step{', SyncBatchNorm' if args.sync_batchnorm else ''}", flush=True)
     result = ti.train.fit(model, train_loader, test_loader, optimizer, args.epochs, scheduler=scheduler,
                           label_smoothing=args.label_smoothing, out_dir=args.out, resume=args.resume,
                           device=args.device, progress=not args.no_progress, scheduler_interval="step",
-                          config=_train_config(args, model_kwargs, train_set.classes))
+                          config=_train_config(args, model_kwargs, train_set.classes), world=world)
+    if world is not None and world.rank != 0:
+        return result
     grid = _save_prediction_grid(model, test_set, shared_transform, os.path.join(args.out, "predictions.png"),
                                  args.device)
     final = result.history[-1] if result.history else {}
@@ -427,6 +461,8 @@ def _add_train_parser(commands):
     train.add_argument("--seed", type=int, help=f"default {d['seed']}")
     train.add_argument("--quick", action="store_true", help="a seconds-long smoke run: tiny data and model")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--sync-batchnorm", action="store_true",
+                       help="under mpirun: BatchNorm statistics over all ranks' images (docs/distributed.md)")
     _debug_option(train, argparse.SUPPRESS)
     train.set_defaults(handler=cmd_train)
 

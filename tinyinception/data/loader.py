@@ -22,14 +22,21 @@ class DataLoader:
     seed: the seed of all randomness (order and transforms). None draws one from the OS, still saved in
         ``state_dict()`` so a run can be resumed.
     transform: applied to each batch of images, ``transform(images, rng)`` (see tinyinception.data.transforms).
+    sampler: where the indices come from instead (``sampler.indices(epoch)`` and ``len(sampler)``), e.g. a
+        ``ti.distributed.DistributedSampler`` giving each rank its shard; it does its own shuffling, so ``shuffle``
+        must stay False (as in PyTorch). Transform draws then also depend on the sampler's rank.
 
     Yields images (B, C, H, W) float32 and labels (B,) int64. An epoch counts as done when its iteration runs to
     the end; then ``epoch`` goes up by one. Breaking out of a loop and iterating again restarts the same epoch.
     """
 
-    def __init__(self, dataset, batch_size=64, shuffle=False, drop_last=False, seed=None, transform=None):
+    def __init__(self, dataset, batch_size=64, shuffle=False, drop_last=False, seed=None, transform=None,
+                 sampler=None):
         if int(batch_size) < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler and shuffle=True exclude each other (the sampler shuffles)")
+        self.sampler = sampler
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -42,7 +49,7 @@ class DataLoader:
 
     def __len__(self):
         """Number of batches per epoch."""
-        count = len(self.dataset)
+        count = len(self.dataset) if self.sampler is None else len(self.sampler)
         if self.drop_last:
             return count // self.batch_size
         return -(-count // self.batch_size)
@@ -68,6 +75,8 @@ class DataLoader:
     def epoch_order(self, epoch=None):
         """Indices (N,) in the order epoch ``epoch`` (default: the current one) visits them."""
         epoch = self.epoch if epoch is None else epoch
+        if self.sampler is not None:
+            return self.sampler.indices(epoch)
         count = len(self.dataset)
         if not self.shuffle:
             return np.arange(count)
@@ -76,6 +85,8 @@ class DataLoader:
     def batch_rng(self, batch_index, epoch=None):
         """The generator the transform of batch ``batch_index`` of ``epoch`` draws from."""
         epoch = self.epoch if epoch is None else epoch
+        if self.sampler is not None and getattr(self.sampler, "num_replicas", 1) > 1:   # each rank its own draws
+            return np.random.default_rng(np.random.SeedSequence([self.seed, epoch, batch_index, self.sampler.rank]))
         return np.random.default_rng(np.random.SeedSequence([self.seed, epoch, batch_index]))
 
     def _fetch(self, indices):

@@ -231,17 +231,22 @@ def _train_epoch(run, epoch, epochs, step_fn, progress, on_step, device="cpu"):
     return meter
 
 
-def _make_step(model, optimizer, loss_fn, aux_weight, clip_grad_norm, scheduler, scheduler_interval, device):
+def _make_step(model, optimizer, loss_fn, aux_weight, clip_grad_norm, scheduler, scheduler_interval, device,
+               parallel=None):
     """The function that runs one training step on a batch: (main loss, total objective, correct count).
 
-    When the objective is not finite it returns before touching gradients or weights.
+    When the objective is not finite it returns before touching gradients or weights. ``parallel``: None, or a
+    ``distributed.ParallelTraining`` (the objective is then the mean over the ranks, gradients are averaged).
     """
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    forward_model = model if parallel is None else parallel.replica
 
     def step(images, labels):
-        outputs = _model_forward(model, images, device)
+        outputs = _model_forward(forward_model, images, device)
         objective, logits = training_loss(outputs, labels, loss_fn, aux_weight)
         objective_value = float(objective.item())
+        if parallel is not None:
+            objective_value = parallel.mean_over_ranks(objective_value)
         if not math.isfinite(objective_value):
             return objective_value, objective_value, 0
         main_loss = objective_value
@@ -249,6 +254,8 @@ def _make_step(model, optimizer, loss_fn, aux_weight, clip_grad_norm, scheduler,
             main_loss = float(loss_fn(logits.detach(), labels).item())
         optimizer.zero_grad()
         objective.backward()
+        if parallel is not None:
+            parallel.after_backward()
         if clip_grad_norm is not None:
             clip_grad_norm_(parameters, clip_grad_norm)
         optimizer.step()
@@ -288,7 +295,7 @@ def _print_epoch(record, epochs):
 
 def fit(model, train_data, val_data, optimizer, epochs, scheduler=None, loss_fn=None, aux_weight=None,
         label_smoothing=0.0, out_dir=None, resume=None, device="cpu", progress=True, clip_grad_norm=None,
-        scheduler_interval="epoch", config=None, on_step=None):
+        scheduler_interval="epoch", config=None, on_step=None, world=None):
     """Train ``model`` for ``epochs`` epochs (in total, counting those of a resumed checkpoint).
 
     model: a ``ti.nn.Module`` returning logits (N, classes), or (logits, aux_logits...) in train mode.
@@ -308,6 +315,9 @@ def fit(model, train_data, val_data, optimizer, epochs, scheduler=None, loss_fn=
     clip_grad_norm: if set, gradients are rescaled to this joint 2-norm before each step.
     config: a dict stored in the checkpoints (e.g. how to rebuild the model).
     on_step: ``on_step(global_step, loss_value)`` after every optimizer step.
+    world: a ``ti.distributed.World`` of several MPI ranks for data-parallel training (each rank passes its shard
+        of train_data and val_data; gradients and metrics are averaged over the ranks; only rank 0 writes files and
+        prints). None, or a world of one process, trains alone. See tinyinception/distributed/training.py.
 
     Returns a FitResult. Raises TrainingDiverged (the weights and checkpoints untouched by the bad step) when the
     loss becomes nan or inf. Per-epoch records hold train_loss (main classifier only, comparable with val_loss),
@@ -317,26 +327,31 @@ def fit(model, train_data, val_data, optimizer, epochs, scheduler=None, loss_fn=
     loss_fn = loss_fn or cross_entropy_loss(label_smoothing)
     aux_weight = aux_weight_for(model) if aux_weight is None else float(aux_weight)
     model.to(device)
+    if world is not None and world.size > 1 and world.rank != 0:
+        out_dir, progress = None, False      # rank 0 alone writes files and shows progress
     lock = None if out_dir is None else RunLock(out_dir).acquire()
     try:
         return _fit(model, train_data, val_data, optimizer, epochs, scheduler, loss_fn, aux_weight, out_dir, resume,
-                    device, progress, clip_grad_norm, scheduler_interval, config, on_step)
+                    device, progress, clip_grad_norm, scheduler_interval, config, on_step, world)
     finally:
         if lock is not None:
             lock.release()
 
 
 def _fit(model, train_data, val_data, optimizer, epochs, scheduler, loss_fn, aux_weight, out_dir, resume, device,
-         progress, clip_grad_norm, scheduler_interval, config, on_step):
+         progress, clip_grad_norm, scheduler_interval, config, on_step, world):
     run = _Run(model, optimizer, scheduler, train_data, out_dir, config, plan_of(optimizer, epochs, train_data))
-    resumed = None
+    resumed = parallel = None
     if resume is not None:
         resumed = run.resume_from(resume, scheduler_interval)
         print(resumed.summary, flush=True)
     elif run.out_dir is not None:
         run.metrics.rewrite([])          # a fresh run starts a fresh metrics.jsonl
+    if world is not None and world.size > 1:
+        from ..distributed.training import ParallelTraining
+        parallel = ParallelTraining(world, model)      # after resume: rank 0's weights are broadcast
     step_fn = _make_step(model, optimizer, loss_fn, aux_weight, clip_grad_norm, scheduler, scheduler_interval,
-                         device)
+                         device, parallel)
     for epoch in range(run.start_epoch, int(epochs)):
         lr = optimizer.param_groups[0]["lr"]
         try:
@@ -349,6 +364,9 @@ def _fit(model, train_data, val_data, optimizer, epochs, scheduler, loss_fn, aux
         if scheduler is not None and scheduler_interval == "epoch":
             scheduler.step()
         val_metrics = None if val_data is None else evaluate(model, val_data, loss_fn, device, progress)
+        if parallel is not None:
+            parallel.sum_meter(meter)
+            val_metrics = None if val_metrics is None else parallel.sum_evaluation(val_metrics)
         record = _epoch_record(epoch, run, meter, val_metrics, lr)
         run.history.append(record)
         improved = val_metrics is not None and (run.best_val_accuracy is None
