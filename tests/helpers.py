@@ -122,7 +122,9 @@ def check_parity(ti_fn, torch_fn, inputs, *, rtol=1e-4, atol=1e-5, grad_rtol=Non
             raise AssertionError(f"output {k}: dtype {mine.dtype} here, {_torch_dtype_name(theirs)} from torch")
         if mine.device != device:
             raise AssertionError(f"output {k} is on {mine.device}, inputs were on {device}")
-        differentiable = theirs.requires_grad and mine.requires_grad
+        if theirs.requires_grad and not mine.requires_grad:
+            raise AssertionError(f"output {k} does not require grad here (detached from its inputs?), torch's does")
+        differentiable = theirs.requires_grad
         upstream.append(rng.standard_normal(expected.shape).astype(expected.dtype) if differentiable else None)
 
     if not backward or all(g is None for g in upstream):

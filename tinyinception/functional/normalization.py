@@ -115,13 +115,19 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
 # Local response normalisation (GoogLeNet as published)
 # ---------------------------------------------------------------------------------------------------------------
 def _channel_window_sum(a, before, after):
-    """s[:, c] = sum of a[:, c - before .. c + after] over channels, zero beyond the edges (via a cumulative sum)."""
-    xp = backend.get_array_module(a)
+    """s[:, c] = sum of a[:, c - before .. c + after] over channels, zero beyond the edges: one shifted add per
+    offset, so each sum holds only its window's values (a running cumulative sum would carry every earlier
+    channel's rounding, and a NaN or inf, into every later channel)."""
     channels = a.shape[1]
-    padded = xp.zeros((a.shape[0], channels + before + after + 1) + a.shape[2:], dtype=a.dtype)
-    padded[:, before + 1:before + 1 + channels] = a
-    cumulative = xp.cumsum(padded, axis=1)
-    return cumulative[:, before + after + 1:] - cumulative[:, :channels]
+    total = a.copy()
+    for shift in range(1, max(before, after) + 1):
+        if shift >= channels:
+            break
+        if shift <= before:  # channel c - shift into c
+            total[:, shift:] += a[:, :channels - shift]
+        if shift <= after:  # channel c + shift into c
+            total[:, :channels - shift] += a[:, shift:]
+    return total
 
 
 class LocalResponseNorm(Function):
@@ -152,6 +158,8 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
                          f"got {input.shape}")
     if size < 1:
         raise ValueError(f"local_response_norm: size must be positive, got {size}")
+    if input.dtype.kind != "f":
+        raise TypeError(f"local_response_norm: input must be a floating-point tensor, got dtype {input.dtype}")
     return LocalResponseNorm.apply(input, int(size), float(alpha), float(beta), float(k))
 
 

@@ -5,7 +5,6 @@ x: (N, C, H, W) -> (N, C, out_h, out_w). The loops live in `tinyinception.kernel
 from ..autograd import Function
 from .. import backend, kernels
 from ..kernels import layout
-from ..kernels.threaded_blas import matmul as product  # 2-D CPU products on Numba's threads; NumPy's @ otherwise
 from ._windows import check_nchw, output_size, pair
 
 
@@ -70,53 +69,52 @@ def adaptive_windows(in_size, out_size):
     return [((i * in_size) // out_size, -(-((i + 1) * in_size) // out_size)) for i in range(out_size)]
 
 
-def adaptive_weights(in_size, out_size, dtype, xp):
-    """(out_size, in_size): row i averages adaptive window i (1/len on the window, 0 elsewhere)."""
-    weights = xp.zeros((out_size, in_size), dtype=dtype)
-    for i, (start, end) in enumerate(adaptive_windows(in_size, out_size)):
-        weights[i, start:end] = 1 / (end - start)
-    return weights
+def _window_means(x, axis, windows):
+    """The mean of each window [start, end) of x along ``axis`` (negative), stacked along that axis. Each window is
+    summed on its own, so a NaN or inf reaches only the windows that hold it (a product with a 0/1-weights matrix
+    would multiply it by every zero)."""
+    xp = backend.get_array_module(x)
+    return xp.stack([x[(Ellipsis, slice(start, end)) + (slice(None),) * (-axis - 1)].mean(axis=axis)
+                     for start, end in windows], axis=axis)
 
 
-def _both_sides(planes, rows_matrix, cols_matrix):
-    """planes (P, H, W) -> (P, R, S), every plane multiplied as ``rows_matrix (R, H) @ plane @ cols_matrix.T``
-    (cols_matrix (S, W)): two matrix products over all the planes at once."""
-    p, h, w = planes.shape
-    r, s = rows_matrix.shape[0], cols_matrix.shape[0]
-    along_w = product(planes.reshape(p * h, w), cols_matrix.T).reshape(p, h, s)
-    along_h = product(along_w.transpose(0, 2, 1).reshape(p * s, h), rows_matrix.T)  # (P*S, R)
-    return along_h.reshape(p, s, r).transpose(0, 2, 1)
-
-
-def _from_planes(planes, like, shape):
-    """(P, R, S) planes in the memory order of ``like`` -> an (N, C, R, S) array laid out like ``like``."""
-    out = layout.empty_like_layout(like, shape)
-    layout.planes(out)[...] = planes
+def _window_spread(grad, axis, windows, size):
+    """The adjoint of `_window_means`: each window's gradient divided by its length, added over the window."""
+    xp = backend.get_array_module(grad)
+    shape = list(grad.shape)
+    shape[axis] = size
+    out = xp.zeros(shape, dtype=grad.dtype)
+    for i, (start, end) in enumerate(windows):
+        tail = (slice(None),) * (-axis - 1)
+        share = grad[(Ellipsis, slice(i, i + 1)) + tail] / grad.dtype.type(end - start)
+        out[(Ellipsis, slice(start, end)) + tail] += share
     return out
 
 
 class AdaptiveAvgPool2d(Function):
     """Each output cell averages its adaptive window (windows may overlap, e.g. 14 -> 4: offsets 0, 3, 7, 10).
 
-    The average over window (i, j) is separable: ``out = A_h @ x @ A_w.T`` per (n, c) plane, where row i of
-    A_h (out_h, H) holds 1/len over window i (`adaptive_weights`); backward is ``A_h.T @ grad @ A_w``.
+    The average over window (i, j) is separable: the means along W of every column window, then along H of every
+    row window (`adaptive_windows`); backward spreads each gradient back over its windows the same way.
     """
 
     def forward(self, x, output_size):
-        xp = backend.get_array_module(x)
-        if not (layout.is_channel_major(x) or x.flags.c_contiguous):
-            x = xp.ascontiguousarray(x)
         n, c, h, w = x.shape
         out_h, out_w = output_size
-        self.x = x
-        self.rows = adaptive_weights(h, out_h, x.dtype, xp)  # (out_h, H)
-        self.cols = adaptive_weights(w, out_w, x.dtype, xp)  # (out_w, W)
-        return _from_planes(_both_sides(layout.planes(x), self.rows, self.cols), x, (n, c, out_h, out_w))
+        self.x_shape, self.channel_major = x.shape, layout.is_channel_major(x)
+        self.rows, self.cols = adaptive_windows(h, out_h), adaptive_windows(w, out_w)
+        return self._in_layout(_window_means(_window_means(x, -1, self.cols), -2, self.rows))
 
     def backward(self, grad_output):
-        grad = layout.as_layout_of(grad_output, self.x)
-        grad_planes = _both_sides(layout.planes(grad), self.rows.T, self.cols.T)
-        return _from_planes(grad_planes, self.x, self.x.shape), None
+        h, w = self.x_shape[2:]
+        grad = _window_spread(_window_spread(grad_output, -2, self.rows, h), -1, self.cols, w)
+        return self._in_layout(grad), None
+
+    def _in_layout(self, array):
+        """array (N, C, ...) laid out as the input was (channel-major or C-contiguous)."""
+        xp = backend.get_array_module(array)
+        return layout.from_channel_major(layout.channel_major(array)) if self.channel_major \
+            else xp.ascontiguousarray(array)
 
 
 def adaptive_avg_pool2d(input, output_size):
