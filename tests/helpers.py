@@ -90,13 +90,17 @@ def _torch_dtype_name(torch_tensor):
 # PyTorch parity
 # --------------------------------------------------------------------------------------------------------------
 def check_parity(ti_fn, torch_fn, inputs, *, rtol=1e-4, atol=1e-5, grad_rtol=None, grad_atol=None,
-                 dtype=np.float32, seed=0, low=-2.0, high=2.0, device="cpu", backward=True, check_dtype=True):
+                 dtype=np.float32, seed=0, low=-2.0, high=2.0, device="cpu", backward=True, check_dtype=True,
+                 grad_outputs=None):
     """Run ``ti_fn`` and ``torch_fn`` on the same random inputs; compare every output and every input gradient.
 
     inputs: list of shape tuples / arrays (see module docstring). The same random upstream gradient (one per
     floating output) is fed to both backward passes. grad_rtol/grad_atol default to rtol/atol. device: "cpu" or
     "cuda" (tinyinception's tensors live there; torch runs on the CPU). With check_dtype each output must have the
-    dtype torch gives, and each gradient its input's dtype (no silent upcasts).
+    dtype torch gives, and each gradient its input's dtype (no silent upcasts). grad_outputs: the upstream
+    gradients to use instead of random ones (one array per output, e.g. holding NaN or inf).
+    Non-finite values compare exactly (`assert_close`): NaN where torch has NaN and nowhere else, each infinity
+    with its sign. An output that torch can differentiate must be differentiable here too (not detached).
     Returns (ti_outputs, torch_outputs) as tuples of NumPy arrays, for extra checks.
     """
     import torch
@@ -125,7 +129,9 @@ def check_parity(ti_fn, torch_fn, inputs, *, rtol=1e-4, atol=1e-5, grad_rtol=Non
         if theirs.requires_grad and not mine.requires_grad:
             raise AssertionError(f"output {k} does not require grad here (detached from its inputs?), torch's does")
         differentiable = theirs.requires_grad
-        upstream.append(rng.standard_normal(expected.shape).astype(expected.dtype) if differentiable else None)
+        random = rng.standard_normal(expected.shape).astype(expected.dtype)
+        given = None if grad_outputs is None else grad_outputs[len(upstream)]
+        upstream.append((random if given is None else np.asarray(given, expected.dtype)) if differentiable else None)
 
     if not backward or all(g is None for g in upstream):
         return tuple(o.numpy() for o in ti_outputs), tuple(o.detach().numpy() for o in torch_outputs)

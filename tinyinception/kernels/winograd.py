@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import blas, shifted_conv, strided_conv, threaded_blas, workspace
+from . import blas, direct_conv, shifted_conv, strided_conv, threaded_blas, workspace
 from .pairs import PAIRS_FIT, pack
 from ..profiler import section
 from ._numba import njit, numba_threads, prange, serial_twin
@@ -183,7 +183,10 @@ def forward(x_cnhw, taps, grid):
     _, f, c = taps.shape
     if not pays(c, f):
         return shifted_conv.forward(x_cnhw, taps, grid)
-    return convolve(x_cnhw, transform_weight(taps))
+    out = convolve(x_cnhw, transform_weight(taps))
+    # an inf (or a value near float32's max) in a tile's patch makes its transforms inf - inf = NaN: where anything
+    # came out non-finite, the shifted products give the convolution's own infinities (one sum over the output)
+    return out if direct_conv.all_finite(out) else shifted_conv.forward(x_cnhw, taps, grid)
 
 
 def backward_input(grad_cnhw, taps, grid, x_shape, grad_rows=None):
@@ -193,7 +196,10 @@ def backward_input(grad_cnhw, taps, grid, x_shape, grad_rows=None):
     _, f, c = taps.shape
     if not pays(f, c):
         return shifted_conv.backward_input(grad_cnhw, taps, grid, x_shape, grad_rows)
-    return convolve(grad_cnhw, transform_weight(flipped_taps(taps)), _tile_rows(grad_rows))
+    grad_x = convolve(grad_cnhw, transform_weight(flipped_taps(taps)), _tile_rows(grad_rows))
+    if direct_conv.all_finite(grad_x):
+        return grad_x
+    return shifted_conv.backward_input(grad_cnhw, taps, grid, x_shape)  # a non-finite gradient, as in `forward`
 
 
 # B^T has two nonzero entries per row: row a combines patch rows (or columns) PAIRS[a] as  first + SIGNS[a] * second.
