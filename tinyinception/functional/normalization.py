@@ -52,15 +52,18 @@ class BatchNorm(Function):
 
     def _eval_backward(self, grad_output):
         """With fixed statistics the layer is affine per channel: y = x * scale + shift."""
-        if self.relu:
-            grad_output = grad_output * (self.y > 0)
+        if self.relu:  # no gradient where the output is <= 0; a NaN output passes it, as torch.relu's
+            grad_output = backend.get_array_module(grad_output).where(self.y <= 0, grad_output.dtype.type(0),
+                                                                       grad_output)
         grad_x = grad_output * self.scale.reshape(self.shape)
         reduce_axes = (0,) + tuple(range(2, grad_output.ndim))
         grad_bias = grad_output.sum(axis=reduce_axes) if self.needs_input_grad[2] else None
         grad_weight = None
         if self.needs_input_grad[1]:
-            x_hat = (self.x - self.mean.reshape(self.shape)) * self.inv_std.reshape(self.shape)
-            grad_weight = (grad_output * x_hat).sum(axis=reduce_axes)
+            # sum(g * (x - mean)) * inv_std, scaled after the sum as PyTorch does (x_hat of an input near float32's
+            # max would overflow before a small gradient brings it back)
+            centred = self.x - self.mean.reshape(self.shape)
+            grad_weight = (grad_output * centred).sum(axis=reduce_axes) * self.inv_std
         return grad_x, grad_weight, grad_bias
 
 
