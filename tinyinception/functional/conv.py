@@ -19,6 +19,8 @@ via phase images); im2col remains for groups, inputs with few channels and where
 The columns of a kxk convolution are not kept for backward (they are 9x the input for a 3x3); backward
 unfolds the saved input again, which costs a fraction of the products and keeps memory near PyTorch's.
 """
+import operator
+
 import numpy as np
 
 from ..autograd import Function
@@ -74,6 +76,11 @@ class Conv2d(Function):
         self.pointwise = _is_pointwise((kh, kw), stride, padding, dilation)
         self.channel_major = _uses_channel_major(x, groups)
         self.products = _products_for(x, weight.shape, stride, padding, dilation, groups)
+        self.empty = x.shape[0] == 0  # an empty batch: an empty output, zero gradients (as PyTorch's)
+        if self.empty:
+            xp = backend.get_array_module(x)
+            out = xp.zeros((0, f) + self.out_size, dtype=x.dtype)
+            return out if bias is None else out + bias.reshape(1, f, 1, 1)
         # a NaN or inf weight: tap by tap over the valid region, as the fast paths would multiply it by padding zeros
         self.exact = not direct_conv.all_finite(weight)
         if self.exact:
@@ -94,6 +101,10 @@ class Conv2d(Function):
         return self.products is not None
 
     def backward(self, grad_output):
+        if self.empty:
+            xp = backend.get_array_module(grad_output)
+            return (xp.zeros(self.x_shape, grad_output.dtype), xp.zeros(self.weight_shape, grad_output.dtype),
+                    xp.zeros(self.weight_shape[:1], grad_output.dtype), None, None, None, None)
         if self.exact:
             grad_x, grad_weight = self._backward_exact(grad_output)
         elif self.shifted:
@@ -257,6 +268,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if weight.ndim != 4:
         raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kh, kw), got {weight.shape}")
     f, c_per_group = weight.shape[:2]
+    groups = operator.index(groups)
     if groups < 1 or f % groups:
         raise ValueError(f"conv2d: out_channels {f} must be divisible by groups {groups}")
     if input.shape[1] != c_per_group * groups:

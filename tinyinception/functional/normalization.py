@@ -19,6 +19,10 @@ class BatchNorm(Function):
 
     def forward(self, x, weight, bias, running_mean, running_var, training, momentum, eps, relu):
         self.training, self.relu, self.has_weight = training, relu, weight is not None
+        self.empty = training and x.size == 0  # an empty batch: nothing to normalise, the running statistics stay
+        if self.empty:
+            self.x_shape = x.shape
+            return backend.get_array_module(x).empty_like(x)
         if training:
             forward = kernels.batch_norm_relu_train_forward if relu else kernels.batch_norm_train_forward
             y, mean, var, inv_std = forward(x, weight, bias, eps)
@@ -39,6 +43,11 @@ class BatchNorm(Function):
         return y
 
     def backward(self, grad_output):
+        if self.empty:
+            xp = backend.get_array_module(grad_output)
+            shapes = (self.x_shape, self.x_shape[1:2], self.x_shape[1:2])  # x, weight, bias
+            return tuple(xp.zeros(shape, grad_output.dtype) if needed else None
+                         for shape, needed in zip(shapes, self.needs_input_grad[:3])) + (None,) * 6
         if self.training:
             if self.relu:
                 grads = kernels.batch_norm_relu_backward(grad_output, self.y, self.x, self.mean, self.inv_std,
@@ -87,7 +96,12 @@ def _check_batch_norm(x, running_mean, running_var, weight, bias, training, op):
         if value is not None and tuple(value.shape) != (channels,):
             raise ValueError(f"{op}: input has {channels} channels (shape {x.shape}) but {name} has shape "
                              f"{tuple(value.shape)}")
-    if training and x.numel() // channels <= 1:
+    for name, value in (("running_mean", running_mean), ("running_var", running_var)):
+        if value is not None and value.dtype.kind != "f":  # an integer array could not take the update in place
+            raise TypeError(f"{op}: {name} must hold floating-point values, got dtype {value.dtype}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {x.dtype}")
+    if training and channels and x.numel() == channels:  # one value per channel (none is an empty batch)
         raise ValueError(f"{op}: expected more than 1 value per channel when training, got input of shape {x.shape}")
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{op}: evaluation needs running_mean and running_var")

@@ -5,16 +5,26 @@ x: (N, C, H, W) -> (N, C, out_h, out_w). The loops live in `tinyinception.kernel
 from ..autograd import Function
 from .. import backend, kernels
 from ..kernels import layout
-from ._windows import check_nchw, output_size, pair
+from ._windows import as_int, check_nchw, output_size, pair
+
+
+def _empty(x_shape, out_size, dtype, xp):
+    """The zeros of a pool's result where the input is empty (no image or no channel): nothing to pool."""
+    return xp.zeros(tuple(x_shape[:2]) + tuple(out_size), dtype=dtype)
 
 
 class MaxPool2d(Function):
     def forward(self, x, kernel_size, stride, padding, out_size):
-        self.x_shape = x.shape
+        self.x_shape, self.empty = x.shape, x.size == 0
+        if self.empty:
+            return _empty(x.shape, out_size, x.dtype, backend.get_array_module(x))
         out, self.argmax = kernels.max_pool2d_forward(x, kernel_size, stride, padding, out_size)
         return out
 
     def backward(self, grad_output):
+        if self.empty:
+            return _empty(self.x_shape, self.x_shape[2:], grad_output.dtype, backend.get_array_module(grad_output)), \
+                None, None, None, None
         return kernels.max_pool2d_backward(grad_output, self.argmax, self.x_shape), None, None, None, None
 
 
@@ -31,7 +41,8 @@ class AvgPool2d(Function):
 def _pool_geometry(op, x, kernel_size, stride, padding, ceil_mode):
     check_nchw(op, x)
     kernel_size = pair(kernel_size, "kernel_size", op)
-    stride = kernel_size if stride is None or stride == [] else pair(stride, "stride", op)
+    no_stride = stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0)  # PyTorch's default: []
+    stride = kernel_size if no_stride else pair(stride, "stride", op)
     padding = pair(padding, "padding", op)
     if min(kernel_size) < 1 or min(stride) < 1:
         raise ValueError(f"{op}: kernel_size {kernel_size} and stride {stride} must be positive")
@@ -123,8 +134,8 @@ def adaptive_avg_pool2d(input, output_size):
     output_size: an int or an (out_h, out_w) pair (None in a pair keeps that input size).
     """
     check_nchw("adaptive_avg_pool2d", input)
-    if isinstance(output_size, int):
-        output_size = (output_size, output_size)
+    if as_int(output_size) is not None:
+        output_size = (as_int(output_size), as_int(output_size))
     output_size = tuple(input.shape[2 + i] if s is None else int(s) for i, s in enumerate(output_size))
     if min(output_size) < 1:
         raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {output_size}")

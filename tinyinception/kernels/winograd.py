@@ -116,6 +116,8 @@ def convolve(x_cnhw, u, x_rows=None):
                            f"scipy-openblas) or does not take {x_cnhw.dtype}; F.conv2d uses shifted products then")
     c, n, h, w = x_cnhw.shape
     f = u.shape[1]
+    if n == 0:  # an empty batch
+        return np.empty((f, n, h, w), dtype=x_cnhw.dtype)
     in_grid, out_grid, tiles_h, tiles_w = tile_grids(x_cnhw.shape)
     if x_rows is None:
         x_rows = strided_conv.to_phase_grid(x_cnhw, in_grid, "winograd_input")
@@ -412,6 +414,8 @@ def weight_gradient(grad_cnhw, x_cnhw, grad_rows=None):
     output gradient already in the input grid of `tile_grids` (`TileGrad`), or None."""
     c, n, h, w = x_cnhw.shape
     f = grad_cnhw.shape[0]
+    if n == 0:  # an empty batch adds nothing
+        return np.zeros((9, f, c), dtype=x_cnhw.dtype)
     in_grid, _, tiles_h, tiles_w = tile_grids(x_cnhw.shape)
     x_rows = strided_conv.to_phase_grid(x_cnhw, in_grid, "winograd_input")
     if grad_rows is None:
