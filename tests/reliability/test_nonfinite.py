@@ -16,7 +16,7 @@ import tinyinception as ti
 import tinyinception.functional as F
 from helpers import check_parity
 from tinyinception.functional import conv as conv_module
-from tinyinception.kernels import im2col, shifted_conv, strided_conv, winograd
+from tinyinception.kernels import shifted_conv, strided_conv, winograd
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional

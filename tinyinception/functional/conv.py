@@ -21,8 +21,6 @@ unfolds the saved input again, which costs a fraction of the products and keeps 
 """
 import operator
 
-import numpy as np
-
 from ..autograd import Function
 from .. import backend, kernels
 from ..kernels import blas, direct_conv, layout, shifted_conv, strided_conv, threaded_blas, winograd, workspace
