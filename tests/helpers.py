@@ -22,7 +22,8 @@ from tinyinception import backend
 # Comparing arrays with a readable message
 # --------------------------------------------------------------------------------------------------------------
 def assert_close(actual, expected, rtol, atol, what="value"):
-    """Fail unless |actual - expected| <= atol + rtol * |expected| everywhere (NaN only where expected is NaN).
+    """Fail unless |actual - expected| <= atol + rtol * |expected| everywhere, NaN only where expected is NaN and
+    each infinity exactly where expected has it, with its sign.
 
     The message names ``what``, the shapes, the max absolute and relative errors, and the worst element.
     """
@@ -38,10 +39,11 @@ def assert_close(actual, expected, rtol, atol, what="value"):
     actual64, expected64 = np.where(nan_here, 0.0, actual64), np.where(nan_there, 0.0, expected64)
     if actual64.size == 0:
         return
-    same_infinity = np.isinf(expected64) & (actual64 == expected64)
+    infinite = np.isinf(expected64)
     with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity: counted as equal below
-        error = np.where(same_infinity, 0.0, np.abs(actual64 - expected64))
-    allowed = atol + rtol * np.abs(expected64)
+        error = np.where(infinite & (actual64 == expected64), 0.0, np.abs(actual64 - expected64))
+    # an infinity must be matched exactly (an allowance of rtol * inf would accept anything, the other sign too)
+    allowed = np.where(infinite, 0.0, atol + rtol * np.abs(np.where(infinite, 0.0, expected64)))
     failing = error > allowed
     if failing.any():
         worst = np.unravel_index(int(np.argmax(error - allowed)), error.shape)

@@ -318,3 +318,33 @@ def test_cross_entropy_nonfinite(value, label_smoothing):
     check_parity(lambda a, t: F.cross_entropy(a, t, label_smoothing=label_smoothing),
                  lambda a, t: TF.cross_entropy(a, t, label_smoothing=label_smoothing), [logits, target],
                  rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The comparison itself can fail: a detached output, NaN in another place, an infinity of the other sign
+# ---------------------------------------------------------------------------------------------------------------
+def test_check_parity_fails_an_output_detached_from_its_inputs():
+    with pytest.raises(AssertionError, match="output 0 does not require grad here"):
+        check_parity(lambda a: ti.Tensor(a.data * 2), lambda a: a * 2, [(2, 3)])
+
+
+def test_check_parity_fails_a_gradient_that_is_missing():
+    with pytest.raises(AssertionError, match="gradient of input 1 .*None here"):
+        check_parity(lambda a, b: a * 2 + ti.Tensor(b.data), lambda a, b: a * 2 + b, [(2, 3), (2, 3)])
+
+
+@pytest.mark.parametrize("ours, theirs, message", [
+    (np.nan, 1.0, "NaN mismatch"), (1.0, np.nan, "NaN mismatch"), (np.inf, -np.inf, "differs"),
+    (np.inf, 3e38, "differs"), (-np.inf, np.nan, "NaN mismatch")])
+def test_check_parity_compares_nonfinite_values_exactly(ours, theirs, message):
+    """One output element set to ``ours`` here and ``theirs`` in torch: the comparison must fail."""
+    keep = np.ones((2, 3), np.float32)
+    keep[0, 1] = 0.0
+
+    def constant(value):
+        return np.where(keep > 0, np.float32(0), np.float32(value))
+
+    with pytest.raises(AssertionError, match=message):
+        check_parity(lambda a: a * ti.Tensor(keep) + ti.Tensor(constant(ours)),
+                     lambda a: a * torch.tensor(keep) + torch.tensor(constant(theirs)), [uniform((2, 3))],
+                     backward=False)
