@@ -80,7 +80,9 @@ class Conv2d(Function):
             out = xp.zeros((0, f) + self.out_size, dtype=x.dtype)
             return out if bias is None else out + bias.reshape(1, f, 1, 1)
         # a NaN or inf weight: tap by tap over the valid region, as the fast paths would multiply it by padding zeros
-        self.exact = not direct_conv.all_finite(weight)
+        # (CPU arrays: on a GPU the check would wait for the device at every convolution)
+        self.checked = backend.kernels_for(x) != "cupy"
+        self.exact = self.checked and not direct_conv.all_finite(weight)
         if self.exact:
             out = self._forward_exact(x, weight)
         elif self.shifted:
@@ -101,8 +103,9 @@ class Conv2d(Function):
     def backward(self, grad_output):
         if self.empty:
             xp = backend.get_array_module(grad_output)
-            return (xp.zeros(self.x_shape, grad_output.dtype), xp.zeros(self.weight_shape, grad_output.dtype),
-                    xp.zeros(self.weight_shape[:1], grad_output.dtype), None, None, None, None)
+            shapes = (self.x_shape, self.weight_shape, self.weight_shape[:1])
+            return tuple(xp.zeros(shape, grad_output.dtype) if needed else None
+                         for shape, needed in zip(shapes, self.needs_input_grad[:3])) + (None,) * 4
         if self.exact:
             grad_x, grad_weight = self._backward_exact(grad_output)
         elif self.shifted:
@@ -111,7 +114,8 @@ class Conv2d(Function):
             grad_x, grad_weight = self._backward_channel_major(grad_output)
         else:
             grad_x, grad_weight = self._backward_per_image(grad_output)
-        if grad_weight is not None and not self.pointwise and not direct_conv.all_finite(grad_weight):
+        if (grad_weight is not None and self.checked and not (self.exact or self.pointwise)
+                and not direct_conv.all_finite(grad_weight)):
             # the fast paths multiply the zeros around the output gradient (or the padding) by the input: with an
             # infinite input (or output gradient) that makes NaN of taps whose true gradient is finite
             grad_weight = self._exact_weight_gradient(grad_output, grad_weight)
@@ -137,17 +141,21 @@ class Conv2d(Function):
             if self.channel_major:
                 grad_x = layout.from_channel_major(layout.channel_major(grad_x))
         if self.needs_input_grad[1]:
-            grad_weight = direct_conv.backward_weight(grad_output, self.x, self.weight_shape, **self._direct_geometry)
+            exact = direct_conv.backward_weight(grad_output, self.x, self.weight_shape, **self._direct_geometry)
+            grad_weight = self._in_layout_of(self.weight, exact)
         return grad_x, grad_weight
 
     def _exact_weight_gradient(self, grad_output, fast):
         """The weight gradient by `direct_conv`, in the layout of the fast path's ``fast`` (tap-major or not)."""
-        if self.exact:
-            return fast
         x = layout.from_channel_major(self.saved) if self.shifted else self.saved if self.channel_major else self.x
-        exact = direct_conv.backward_weight(grad_output, x, self.weight_shape, **self._direct_geometry)
-        out = backend.get_array_module(fast).empty_like(fast)
-        out[...] = exact
+        return self._in_layout_of(fast, direct_conv.backward_weight(grad_output, x, self.weight_shape,
+                                                                    **self._direct_geometry))
+
+    @staticmethod
+    def _in_layout_of(like, array):
+        """``array`` copied into the memory layout of ``like`` (a tap-major weight stays tap-major)."""
+        out = backend.get_array_module(like).empty_like(like)
+        out[...] = array
         return out
 
     # --- channel-major k x k: a sum of shifted products, no im2col ---------------------------------------------
