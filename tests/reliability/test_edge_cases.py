@@ -40,7 +40,7 @@ def test_concat_takes_every_dimension_in_range(dim):
     lambda x: F.flatten(x, 5), lambda x: F.flatten(x, 0, -5), lambda x: F.transpose(x, 0, 4),
     lambda x: F.transpose(x, -5, 1), lambda x: F.permute(x, (0, 1, 2, 7)), lambda x: F.softmax(x, dim=4),
     lambda x: F.log_softmax(x, dim=-5), lambda x: F.sum(x, dim=4), lambda x: F.mean(x, dim=-5),
-    lambda x: F.max(x, dim=4)])
+    lambda x: F.max(x, dim=4), lambda x: F.normalize(x, dim=4), lambda x: F.argmax(x, dim=4)])
 def test_other_ops_taking_a_dimension_reject_one_out_of_range(call):
     with pytest.raises(IndexError):
         call(tensor((2, 3, 4, 4)))

@@ -215,5 +215,5 @@ def normalize(input, p=2.0, dim=1, eps=1e-12):
     if p <= 0:
         raise ValueError(f"normalize: p must be positive, got {p}")
     if not -input.ndim <= dim < input.ndim:
-        raise ValueError(f"normalize: dim {dim} is out of range for an input of shape {input.shape}")
+        raise IndexError(f"normalize: dim {dim} is out of range for an input of shape {input.shape}")
     return Normalize.apply(input, float(p), dim % input.ndim, float(eps))
