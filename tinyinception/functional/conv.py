@@ -24,6 +24,7 @@ import operator
 from ..autograd import Function
 from .. import backend, kernels
 from ..kernels import blas, direct_conv, layout, shifted_conv, strided_conv, threaded_blas, winograd, workspace
+from ..kernels._checks import all_finite
 from ..profiler import section
 from ._windows import check_nchw, output_size, pair
 
@@ -82,7 +83,7 @@ class Conv2d(Function):
         # a NaN or inf weight: tap by tap over the valid region, as the fast paths would multiply it by padding zeros
         # (CPU arrays: on a GPU the check would wait for the device at every convolution)
         self.checked = backend.kernels_for(x) != "cupy"
-        self.exact = self.checked and not direct_conv.all_finite(weight)
+        self.exact = self.checked and not all_finite(weight)
         if self.exact:
             out = self._forward_exact(x, weight)
         elif self.shifted:
@@ -115,7 +116,7 @@ class Conv2d(Function):
         else:
             grad_x, grad_weight = self._backward_per_image(grad_output)
         if (grad_weight is not None and self.checked and not (self.exact or self.pointwise)
-                and not direct_conv.all_finite(grad_weight)):
+                and not all_finite(grad_weight)):
             # the fast paths multiply the zeros around the output gradient (or the padding) by the input: with an
             # infinite input (or output gradient) that makes NaN of taps whose true gradient is finite
             grad_weight = self._exact_weight_gradient(grad_output, grad_weight)

@@ -5,6 +5,8 @@ x: (N, C, H, W) -> (N, C, out_h, out_w). The loops live in `tinyinception.kernel
 from ..autograd import Function
 from .. import backend, kernels
 from ..kernels import layout
+from ..kernels._checks import all_finite
+from ..kernels.threaded_blas import matmul as product  # 2-D CPU products on Numba's threads; NumPy's @ otherwise
 from ._windows import as_int, check_nchw, output_size, pair
 
 
@@ -80,13 +82,37 @@ def adaptive_windows(in_size, out_size):
     return [((i * in_size) // out_size, -(-((i + 1) * in_size) // out_size)) for i in range(out_size)]
 
 
+def adaptive_weights(in_size, out_size, dtype, xp):
+    """(out_size, in_size): row i averages adaptive window i (1/len on the window, 0 elsewhere)."""
+    weights = xp.zeros((out_size, in_size), dtype=dtype)
+    for i, (start, end) in enumerate(adaptive_windows(in_size, out_size)):
+        weights[i, start:end] = 1 / (end - start)
+    return weights
+
+
+def _both_sides(planes, rows_matrix, cols_matrix):
+    """planes (P, H, W) -> (P, R, S), every plane multiplied as ``rows_matrix (R, H) @ plane @ cols_matrix.T``
+    (cols_matrix (S, W)): two matrix products over all the planes at once."""
+    p, h, w = planes.shape
+    r, s = rows_matrix.shape[0], cols_matrix.shape[0]
+    along_w = product(planes.reshape(p * h, w), cols_matrix.T).reshape(p, h, s)
+    along_h = product(along_w.transpose(0, 2, 1).reshape(p * s, h), rows_matrix.T)  # (P*S, R)
+    return along_h.reshape(p, s, r).transpose(0, 2, 1)
+
+
+def _from_planes(planes, like, shape):
+    """(P, R, S) planes in the memory order of ``like`` -> an (N, C, R, S) array laid out like ``like``."""
+    out = layout.empty_like_layout(like, shape)
+    layout.planes(out)[...] = planes
+    return out
+
+
 def _window_means(x, axis, windows):
     """The mean of each window [start, end) of x along ``axis`` (negative), stacked along that axis. Each window is
-    summed on its own, so a NaN or inf reaches only the windows that hold it (a product with a 0/1-weights matrix
-    would multiply it by every zero)."""
+    summed on its own, so a NaN or inf reaches only the windows that hold it."""
     xp = backend.get_array_module(x)
-    return xp.stack([x[(Ellipsis, slice(start, end)) + (slice(None),) * (-axis - 1)].mean(axis=axis)
-                     for start, end in windows], axis=axis)
+    tail = (slice(None),) * (-axis - 1)
+    return xp.stack([x[(Ellipsis, slice(start, end)) + tail].mean(axis=axis) for start, end in windows], axis=axis)
 
 
 def _window_spread(grad, axis, windows, size):
@@ -95,37 +121,46 @@ def _window_spread(grad, axis, windows, size):
     shape = list(grad.shape)
     shape[axis] = size
     out = xp.zeros(shape, dtype=grad.dtype)
+    tail = (slice(None),) * (-axis - 1)
     for i, (start, end) in enumerate(windows):
-        tail = (slice(None),) * (-axis - 1)
-        share = grad[(Ellipsis, slice(i, i + 1)) + tail] / grad.dtype.type(end - start)
-        out[(Ellipsis, slice(start, end)) + tail] += share
+        out[(Ellipsis, slice(start, end)) + tail] += grad[(Ellipsis, slice(i, i + 1)) + tail] / grad.dtype.type(
+            end - start)
     return out
 
 
 class AdaptiveAvgPool2d(Function):
     """Each output cell averages its adaptive window (windows may overlap, e.g. 14 -> 4: offsets 0, 3, 7, 10).
 
-    The average over window (i, j) is separable: the means along W of every column window, then along H of every
-    row window (`adaptive_windows`); backward spreads each gradient back over its windows the same way.
+    The average over window (i, j) is separable: ``out = A_h @ x @ A_w.T`` per (n, c) plane, where row i of
+    A_h (out_h, H) holds 1/len over window i (`adaptive_weights`); backward is ``A_h.T @ grad @ A_w``. Those
+    products multiply every value by the zeros of the other windows, so a NaN or inf would reach the whole plane:
+    where the result is not finite, it is computed again window by window (`_window_means`, `_window_spread`),
+    and a NaN or inf reaches only the windows that hold it, as in PyTorch.
     """
 
     def forward(self, x, output_size):
+        xp = backend.get_array_module(x)
+        if not (layout.is_channel_major(x) or x.flags.c_contiguous):
+            x = xp.ascontiguousarray(x)
         n, c, h, w = x.shape
         out_h, out_w = output_size
-        self.x_shape, self.channel_major = x.shape, layout.is_channel_major(x)
-        self.rows, self.cols = adaptive_windows(h, out_h), adaptive_windows(w, out_w)
-        return self._in_layout(_window_means(_window_means(x, -1, self.cols), -2, self.rows))
+        self.x_shape, self.like = x.shape, x  # the layout the gradient is given back in
+        self.windows = adaptive_windows(h, out_h), adaptive_windows(w, out_w)
+        self.rows = adaptive_weights(h, out_h, x.dtype, xp)  # (out_h, H)
+        self.cols = adaptive_weights(w, out_w, x.dtype, xp)  # (out_w, W)
+        out = _from_planes(_both_sides(layout.planes(x), self.rows, self.cols), x, (n, c, out_h, out_w))
+        if all_finite(out):
+            return out
+        rows, cols = self.windows
+        return layout.as_layout_of(_window_means(_window_means(x, -1, cols), -2, rows), x)
 
     def backward(self, grad_output):
-        h, w = self.x_shape[2:]
-        grad = _window_spread(_window_spread(grad_output, -2, self.rows, h), -1, self.cols, w)
-        return self._in_layout(grad), None
-
-    def _in_layout(self, array):
-        """array (N, C, ...) laid out as the input was (channel-major or C-contiguous)."""
-        xp = backend.get_array_module(array)
-        return layout.from_channel_major(layout.channel_major(array)) if self.channel_major \
-            else xp.ascontiguousarray(array)
+        grad = layout.as_layout_of(grad_output, self.like)
+        if all_finite(grad):
+            return _from_planes(_both_sides(layout.planes(grad), self.rows.T, self.cols.T), self.like,
+                                self.x_shape), None
+        (rows, cols), (h, w) = self.windows, self.x_shape[2:]
+        return layout.as_layout_of(_window_spread(_window_spread(grad, -2, rows, h), -1, cols, w), self.like), None
 
 
 def adaptive_avg_pool2d(input, output_size):

@@ -88,9 +88,3 @@ def backward_weight(grad_output, x, weight_shape, stride, padding, dilation, gro
             grad_weight[filters, :, i, j] = grad @ window.T  # summed over the batch and the tap's outputs
     return grad_weight
 
-
-def all_finite(array):
-    """True when no element of ``array`` is NaN or infinite: one sum, no temporary array (a sum that overflows
-    answers False too, and sends the caller to the exact path, which is never wrong, only slower)."""
-    xp = backend.get_array_module(array)
-    return bool(xp.isfinite(array.sum())) if array.size else True
