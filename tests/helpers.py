@@ -22,7 +22,8 @@ from tinyinception import backend
 # Comparing arrays with a readable message
 # --------------------------------------------------------------------------------------------------------------
 def assert_close(actual, expected, rtol, atol, what="value"):
-    """Fail unless |actual - expected| <= atol + rtol * |expected| everywhere (NaN only where expected is NaN).
+    """Fail unless |actual - expected| <= atol + rtol * |expected| everywhere, NaN only where expected is NaN and
+    each infinity exactly where expected has it, with its sign.
 
     The message names ``what``, the shapes, the max absolute and relative errors, and the worst element.
     """
@@ -38,10 +39,11 @@ def assert_close(actual, expected, rtol, atol, what="value"):
     actual64, expected64 = np.where(nan_here, 0.0, actual64), np.where(nan_there, 0.0, expected64)
     if actual64.size == 0:
         return
-    same_infinity = np.isinf(expected64) & (actual64 == expected64)
+    infinite = np.isinf(expected64)
     with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity: counted as equal below
-        error = np.where(same_infinity, 0.0, np.abs(actual64 - expected64))
-    allowed = atol + rtol * np.abs(expected64)
+        error = np.where(infinite & (actual64 == expected64), 0.0, np.abs(actual64 - expected64))
+    # an infinity must be matched exactly (an allowance of rtol * inf would accept anything, the other sign too)
+    allowed = np.where(infinite, 0.0, atol + rtol * np.abs(np.where(infinite, 0.0, expected64)))
     failing = error > allowed
     if failing.any():
         worst = np.unravel_index(int(np.argmax(error - allowed)), error.shape)
@@ -90,13 +92,17 @@ def _torch_dtype_name(torch_tensor):
 # PyTorch parity
 # --------------------------------------------------------------------------------------------------------------
 def check_parity(ti_fn, torch_fn, inputs, *, rtol=1e-4, atol=1e-5, grad_rtol=None, grad_atol=None,
-                 dtype=np.float32, seed=0, low=-2.0, high=2.0, device="cpu", backward=True, check_dtype=True):
+                 dtype=np.float32, seed=0, low=-2.0, high=2.0, device="cpu", backward=True, check_dtype=True,
+                 grad_outputs=None):
     """Run ``ti_fn`` and ``torch_fn`` on the same random inputs; compare every output and every input gradient.
 
     inputs: list of shape tuples / arrays (see module docstring). The same random upstream gradient (one per
     floating output) is fed to both backward passes. grad_rtol/grad_atol default to rtol/atol. device: "cpu" or
     "cuda" (tinyinception's tensors live there; torch runs on the CPU). With check_dtype each output must have the
-    dtype torch gives, and each gradient its input's dtype (no silent upcasts).
+    dtype torch gives, and each gradient its input's dtype (no silent upcasts). grad_outputs: the upstream
+    gradients to use instead of random ones (one array per output, e.g. holding NaN or inf).
+    Non-finite values compare exactly (`assert_close`): NaN where torch has NaN and nowhere else, each infinity
+    with its sign. An output that torch can differentiate must be differentiable here too (not detached).
     Returns (ti_outputs, torch_outputs) as tuples of NumPy arrays, for extra checks.
     """
     import torch
@@ -122,8 +128,12 @@ def check_parity(ti_fn, torch_fn, inputs, *, rtol=1e-4, atol=1e-5, grad_rtol=Non
             raise AssertionError(f"output {k}: dtype {mine.dtype} here, {_torch_dtype_name(theirs)} from torch")
         if mine.device != device:
             raise AssertionError(f"output {k} is on {mine.device}, inputs were on {device}")
-        differentiable = theirs.requires_grad and mine.requires_grad
-        upstream.append(rng.standard_normal(expected.shape).astype(expected.dtype) if differentiable else None)
+        if theirs.requires_grad and not mine.requires_grad:
+            raise AssertionError(f"output {k} does not require grad here (detached from its inputs?), torch's does")
+        differentiable = theirs.requires_grad
+        random = rng.standard_normal(expected.shape).astype(expected.dtype)
+        given = None if grad_outputs is None else grad_outputs[len(upstream)]
+        upstream.append((random if given is None else np.asarray(given, expected.dtype)) if differentiable else None)
 
     if not backward or all(g is None for g in upstream):
         return tuple(o.numpy() for o in ti_outputs), tuple(o.detach().numpy() for o in torch_outputs)

@@ -1,11 +1,25 @@
 """Window arithmetic shared by convolution and pooling: argument pairs and output sizes (PyTorch's rules)."""
+import operator
+
+
+
+def as_int(value):
+    """``value`` as a Python int when it is any integer (``int``, ``np.int64``, a 0-d integer array), else None."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 def pair(value, name, op):
-    """An int or a pair of ints as ``(along H, along W)``."""
-    if isinstance(value, int):
-        return (value, value)
-    value = tuple(int(v) for v in value)
+    """An int or a pair of ints (any integer type, NumPy's too) as ``(along H, along W)`` of Python ints."""
+    single = as_int(value)
+    if single is not None:
+        return (single, single)
+    try:
+        value = tuple(int(v) for v in value)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}") from None
     if len(value) != 2:
         raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     return value

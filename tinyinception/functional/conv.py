@@ -19,11 +19,12 @@ via phase images); im2col remains for groups, inputs with few channels and where
 The columns of a kxk convolution are not kept for backward (they are 9x the input for a 3x3); backward
 unfolds the saved input again, which costs a fraction of the products and keeps memory near PyTorch's.
 """
-import numpy as np
+import operator
 
 from ..autograd import Function
 from .. import backend, kernels
-from ..kernels import blas, layout, shifted_conv, strided_conv, threaded_blas, winograd, workspace
+from ..kernels import blas, direct_conv, layout, shifted_conv, strided_conv, threaded_blas, winograd, workspace
+from ..kernels._checks import all_finite
 from ..profiler import section
 from ._windows import check_nchw, output_size, pair
 
@@ -74,7 +75,18 @@ class Conv2d(Function):
         self.pointwise = _is_pointwise((kh, kw), stride, padding, dilation)
         self.channel_major = _uses_channel_major(x, groups)
         self.products = _products_for(x, weight.shape, stride, padding, dilation, groups)
-        if self.shifted:
+        self.empty = x.shape[0] == 0  # an empty batch: an empty output, zero gradients (as PyTorch's)
+        if self.empty:
+            xp = backend.get_array_module(x)
+            out = xp.zeros((0, f) + self.out_size, dtype=x.dtype)
+            return out if bias is None else out + bias.reshape(1, f, 1, 1)
+        # a NaN or inf weight: tap by tap over the valid region, as the fast paths would multiply it by padding zeros
+        # (CPU arrays: on a GPU the check would wait for the device at every convolution)
+        self.checked = backend.kernels_for(x) != "cupy"
+        self.exact = self.checked and not all_finite(weight)
+        if self.exact:
+            out = self._forward_exact(x, weight)
+        elif self.shifted:
             out = self._forward_shifted(x, weight)
         elif self.channel_major:
             out = self._forward_channel_major(x, weight)
@@ -90,14 +102,62 @@ class Conv2d(Function):
         return self.products is not None
 
     def backward(self, grad_output):
-        if self.shifted:
+        if self.empty:
+            xp = backend.get_array_module(grad_output)
+            shapes = (self.x_shape, self.weight_shape, self.weight_shape[:1])
+            return tuple(xp.zeros(shape, grad_output.dtype) if needed else None
+                         for shape, needed in zip(shapes, self.needs_input_grad[:3])) + (None,) * 4
+        if self.exact:
+            grad_x, grad_weight = self._backward_exact(grad_output)
+        elif self.shifted:
             grad_x, grad_weight = self._backward_shifted(grad_output)
         elif self.channel_major:
             grad_x, grad_weight = self._backward_channel_major(grad_output)
         else:
             grad_x, grad_weight = self._backward_per_image(grad_output)
+        if (grad_weight is not None and self.checked and not (self.exact or self.pointwise)
+                and not all_finite(grad_weight)):
+            # the fast paths multiply the zeros around the output gradient (or the padding) by the input: with an
+            # infinite input (or output gradient) that makes NaN of taps whose true gradient is finite
+            grad_weight = self._exact_weight_gradient(grad_output, grad_weight)
         grad_bias = grad_output.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias, None, None, None, None
+
+    # --- non-finite values: tap by tap over the valid region (`kernels.direct_conv`) ------------------------------
+    def _forward_exact(self, x, weight):
+        self.x, self.weight = (x if self.needs_input_grad[1] else None), weight
+        out = direct_conv.forward(x, weight, **self._direct_geometry, out_size=self.out_size)
+        return layout.from_channel_major(layout.channel_major(out)) if self.channel_major else out
+
+    @property
+    def _direct_geometry(self):
+        geometry = self.geometry
+        return dict(stride=geometry["stride"], padding=geometry["padding"], dilation=geometry["dilation"],
+                    groups=self.groups)
+
+    def _backward_exact(self, grad_output):
+        grad_x = grad_weight = None
+        if self.needs_input_grad[0]:
+            grad_x = direct_conv.backward_input(grad_output, self.weight, self.x_shape, **self._direct_geometry)
+            if self.channel_major:
+                grad_x = layout.from_channel_major(layout.channel_major(grad_x))
+        if self.needs_input_grad[1]:
+            exact = direct_conv.backward_weight(grad_output, self.x, self.weight_shape, **self._direct_geometry)
+            grad_weight = self._in_layout_of(self.weight, exact)
+        return grad_x, grad_weight
+
+    def _exact_weight_gradient(self, grad_output, fast):
+        """The weight gradient by `direct_conv`, in the layout of the fast path's ``fast`` (tap-major or not)."""
+        x = layout.from_channel_major(self.saved) if self.shifted else self.saved if self.channel_major else self.x
+        return self._in_layout_of(fast, direct_conv.backward_weight(grad_output, x, self.weight_shape,
+                                                                    **self._direct_geometry))
+
+    @staticmethod
+    def _in_layout_of(like, array):
+        """``array`` copied into the memory layout of ``like`` (a tap-major weight stays tap-major)."""
+        out = backend.get_array_module(like).empty_like(like)
+        out[...] = array
+        return out
 
     # --- channel-major k x k: a sum of shifted products, no im2col ---------------------------------------------
     def _forward_shifted(self, x, weight):
@@ -180,6 +240,7 @@ class Conv2d(Function):
             cols = cols.reshape(n, groups, -1, out_h * out_w)
         self.weight_matrix = weight.reshape(groups, f // groups, -1)  # (G, F/G, K)
         self.cols = cols if self.needs_input_grad[1] else None
+        self.x = x if self.needs_input_grad[1] else None  # for an exact weight gradient (non-finite values)
         with section("gemm"):
             out = self.weight_matrix @ cols  # (N, G, F/G, L)
         return out.reshape(n, f, out_h, out_w)
@@ -214,6 +275,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if weight.ndim != 4:
         raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kh, kw), got {weight.shape}")
     f, c_per_group = weight.shape[:2]
+    groups = operator.index(groups)
     if groups < 1 or f % groups:
         raise ValueError(f"conv2d: out_channels {f} must be divisible by groups {groups}")
     if input.shape[1] != c_per_group * groups:

@@ -17,7 +17,9 @@ class CrossEntropy(Function):
         log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
         rows = xp.arange(n)
         smooth = logits.dtype.type(label_smoothing)
-        per_sample = -(1 - smooth) * log_probs[rows, target] - (smooth / num_classes) * log_probs.sum(axis=1)
+        per_sample = -(1 - smooth) * log_probs[rows, target]
+        if smooth:  # (without smoothing, 0 * an infinite sum of log-probabilities would be NaN)
+            per_sample = per_sample - (smooth / num_classes) * log_probs.sum(axis=1)
         self.log_probs, self.target, self.smooth, self.reduction = log_probs, target, smooth, reduction
         if reduction == "mean":
             return per_sample.mean()

@@ -19,6 +19,10 @@ class BatchNorm(Function):
 
     def forward(self, x, weight, bias, running_mean, running_var, training, momentum, eps, relu):
         self.training, self.relu, self.has_weight = training, relu, weight is not None
+        self.empty = training and x.size == 0  # an empty batch: nothing to normalise, the running statistics stay
+        if self.empty:
+            self.x_shape = x.shape
+            return backend.get_array_module(x).empty_like(x)
         if training:
             forward = kernels.batch_norm_relu_train_forward if relu else kernels.batch_norm_train_forward
             y, mean, var, inv_std = forward(x, weight, bias, eps)
@@ -39,6 +43,11 @@ class BatchNorm(Function):
         return y
 
     def backward(self, grad_output):
+        if self.empty:
+            xp = backend.get_array_module(grad_output)
+            shapes = (self.x_shape, self.x_shape[1:2], self.x_shape[1:2])  # x, weight, bias
+            return tuple(xp.zeros(shape, grad_output.dtype) if needed else None
+                         for shape, needed in zip(shapes, self.needs_input_grad[:3])) + (None,) * 6
         if self.training:
             if self.relu:
                 grads = kernels.batch_norm_relu_backward(grad_output, self.y, self.x, self.mean, self.inv_std,
@@ -52,15 +61,18 @@ class BatchNorm(Function):
 
     def _eval_backward(self, grad_output):
         """With fixed statistics the layer is affine per channel: y = x * scale + shift."""
-        if self.relu:
-            grad_output = grad_output * (self.y > 0)
+        if self.relu:  # no gradient where the output is <= 0; a NaN output passes it, as torch.relu's
+            grad_output = backend.get_array_module(grad_output).where(self.y <= 0, grad_output.dtype.type(0),
+                                                                       grad_output)
         grad_x = grad_output * self.scale.reshape(self.shape)
         reduce_axes = (0,) + tuple(range(2, grad_output.ndim))
         grad_bias = grad_output.sum(axis=reduce_axes) if self.needs_input_grad[2] else None
         grad_weight = None
         if self.needs_input_grad[1]:
-            x_hat = (self.x - self.mean.reshape(self.shape)) * self.inv_std.reshape(self.shape)
-            grad_weight = (grad_output * x_hat).sum(axis=reduce_axes)
+            # sum(g * (x - mean)) * inv_std, scaled after the sum as PyTorch does (x_hat of an input near float32's
+            # max would overflow before a small gradient brings it back)
+            centred = self.x - self.mean.reshape(self.shape)
+            grad_weight = (grad_output * centred).sum(axis=reduce_axes) * self.inv_std
         return grad_x, grad_weight, grad_bias
 
 
@@ -84,7 +96,12 @@ def _check_batch_norm(x, running_mean, running_var, weight, bias, training, op):
         if value is not None and tuple(value.shape) != (channels,):
             raise ValueError(f"{op}: input has {channels} channels (shape {x.shape}) but {name} has shape "
                              f"{tuple(value.shape)}")
-    if training and x.numel() // channels <= 1:
+    for name, value in (("running_mean", running_mean), ("running_var", running_var)):
+        if value is not None and value.dtype.kind != "f":  # an integer array could not take the update in place
+            raise TypeError(f"{op}: {name} must hold floating-point values, got dtype {value.dtype}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {x.dtype}")
+    if training and channels and x.numel() == channels:  # one value per channel (none is an empty batch)
         raise ValueError(f"{op}: expected more than 1 value per channel when training, got input of shape {x.shape}")
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{op}: evaluation needs running_mean and running_var")
@@ -115,13 +132,19 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
 # Local response normalisation (GoogLeNet as published)
 # ---------------------------------------------------------------------------------------------------------------
 def _channel_window_sum(a, before, after):
-    """s[:, c] = sum of a[:, c - before .. c + after] over channels, zero beyond the edges (via a cumulative sum)."""
-    xp = backend.get_array_module(a)
+    """s[:, c] = sum of a[:, c - before .. c + after] over channels, zero beyond the edges: one shifted add per
+    offset, so each sum holds only its window's values (a running cumulative sum would carry every earlier
+    channel's rounding, and a NaN or inf, into every later channel)."""
     channels = a.shape[1]
-    padded = xp.zeros((a.shape[0], channels + before + after + 1) + a.shape[2:], dtype=a.dtype)
-    padded[:, before + 1:before + 1 + channels] = a
-    cumulative = xp.cumsum(padded, axis=1)
-    return cumulative[:, before + after + 1:] - cumulative[:, :channels]
+    total = a.copy()
+    for shift in range(1, max(before, after) + 1):
+        if shift >= channels:
+            break
+        if shift <= before:  # channel c - shift into c
+            total[:, shift:] += a[:, :channels - shift]
+        if shift <= after:  # channel c + shift into c
+            total[:, :channels - shift] += a[:, shift:]
+    return total
 
 
 class LocalResponseNorm(Function):
@@ -152,6 +175,8 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
                          f"got {input.shape}")
     if size < 1:
         raise ValueError(f"local_response_norm: size must be positive, got {size}")
+    if input.dtype.kind != "f":
+        raise TypeError(f"local_response_norm: input must be a floating-point tensor, got dtype {input.dtype}")
     return LocalResponseNorm.apply(input, int(size), float(alpha), float(beta), float(k))
 
 
@@ -190,5 +215,5 @@ def normalize(input, p=2.0, dim=1, eps=1e-12):
     if p <= 0:
         raise ValueError(f"normalize: p must be positive, got {p}")
     if not -input.ndim <= dim < input.ndim:
-        raise ValueError(f"normalize: dim {dim} is out of range for an input of shape {input.shape}")
+        raise IndexError(f"normalize: dim {dim} is out of range for an input of shape {input.shape}")
     return Normalize.apply(input, float(p), dim % input.ndim, float(eps))

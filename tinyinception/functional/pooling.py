@@ -5,17 +5,28 @@ x: (N, C, H, W) -> (N, C, out_h, out_w). The loops live in `tinyinception.kernel
 from ..autograd import Function
 from .. import backend, kernels
 from ..kernels import layout
+from ..kernels._checks import all_finite
 from ..kernels.threaded_blas import matmul as product  # 2-D CPU products on Numba's threads; NumPy's @ otherwise
-from ._windows import check_nchw, output_size, pair
+from ._windows import as_int, check_nchw, output_size, pair
+
+
+def _empty(x_shape, out_size, dtype, xp):
+    """The zeros of a pool's result where the input is empty (no image or no channel): nothing to pool."""
+    return xp.zeros(tuple(x_shape[:2]) + tuple(out_size), dtype=dtype)
 
 
 class MaxPool2d(Function):
     def forward(self, x, kernel_size, stride, padding, out_size):
-        self.x_shape = x.shape
+        self.x_shape, self.empty = x.shape, x.size == 0
+        if self.empty:
+            return _empty(x.shape, out_size, x.dtype, backend.get_array_module(x))
         out, self.argmax = kernels.max_pool2d_forward(x, kernel_size, stride, padding, out_size)
         return out
 
     def backward(self, grad_output):
+        if self.empty:
+            return _empty(self.x_shape, self.x_shape[2:], grad_output.dtype, backend.get_array_module(grad_output)), \
+                None, None, None, None
         return kernels.max_pool2d_backward(grad_output, self.argmax, self.x_shape), None, None, None, None
 
 
@@ -32,7 +43,8 @@ class AvgPool2d(Function):
 def _pool_geometry(op, x, kernel_size, stride, padding, ceil_mode):
     check_nchw(op, x)
     kernel_size = pair(kernel_size, "kernel_size", op)
-    stride = kernel_size if stride is None or stride == [] else pair(stride, "stride", op)
+    no_stride = stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0)  # PyTorch's default: []
+    stride = kernel_size if no_stride else pair(stride, "stride", op)
     padding = pair(padding, "padding", op)
     if min(kernel_size) < 1 or min(stride) < 1:
         raise ValueError(f"{op}: kernel_size {kernel_size} and stride {stride} must be positive")
@@ -95,11 +107,35 @@ def _from_planes(planes, like, shape):
     return out
 
 
+def _window_means(x, axis, windows):
+    """The mean of each window [start, end) of x along ``axis`` (negative), stacked along that axis. Each window is
+    summed on its own, so a NaN or inf reaches only the windows that hold it."""
+    xp = backend.get_array_module(x)
+    tail = (slice(None),) * (-axis - 1)
+    return xp.stack([x[(Ellipsis, slice(start, end)) + tail].mean(axis=axis) for start, end in windows], axis=axis)
+
+
+def _window_spread(grad, axis, windows, size):
+    """The adjoint of `_window_means`: each window's gradient divided by its length, added over the window."""
+    xp = backend.get_array_module(grad)
+    shape = list(grad.shape)
+    shape[axis] = size
+    out = xp.zeros(shape, dtype=grad.dtype)
+    tail = (slice(None),) * (-axis - 1)
+    for i, (start, end) in enumerate(windows):
+        out[(Ellipsis, slice(start, end)) + tail] += grad[(Ellipsis, slice(i, i + 1)) + tail] / grad.dtype.type(
+            end - start)
+    return out
+
+
 class AdaptiveAvgPool2d(Function):
     """Each output cell averages its adaptive window (windows may overlap, e.g. 14 -> 4: offsets 0, 3, 7, 10).
 
     The average over window (i, j) is separable: ``out = A_h @ x @ A_w.T`` per (n, c) plane, where row i of
-    A_h (out_h, H) holds 1/len over window i (`adaptive_weights`); backward is ``A_h.T @ grad @ A_w``.
+    A_h (out_h, H) holds 1/len over window i (`adaptive_weights`); backward is ``A_h.T @ grad @ A_w``. Those
+    products multiply every value by the zeros of the other windows, so a NaN or inf would reach the whole plane:
+    where the result is not finite, it is computed again window by window (`_window_means`, `_window_spread`),
+    and a NaN or inf reaches only the windows that hold it, as in PyTorch.
     """
 
     def forward(self, x, output_size):
@@ -108,15 +144,23 @@ class AdaptiveAvgPool2d(Function):
             x = xp.ascontiguousarray(x)
         n, c, h, w = x.shape
         out_h, out_w = output_size
-        self.x = x
+        self.x_shape, self.like = x.shape, x  # the layout the gradient is given back in
+        self.windows = adaptive_windows(h, out_h), adaptive_windows(w, out_w)
         self.rows = adaptive_weights(h, out_h, x.dtype, xp)  # (out_h, H)
         self.cols = adaptive_weights(w, out_w, x.dtype, xp)  # (out_w, W)
-        return _from_planes(_both_sides(layout.planes(x), self.rows, self.cols), x, (n, c, out_h, out_w))
+        out = _from_planes(_both_sides(layout.planes(x), self.rows, self.cols), x, (n, c, out_h, out_w))
+        if all_finite(out):
+            return out
+        rows, cols = self.windows
+        return layout.as_layout_of(_window_means(_window_means(x, -1, cols), -2, rows), x)
 
     def backward(self, grad_output):
-        grad = layout.as_layout_of(grad_output, self.x)
-        grad_planes = _both_sides(layout.planes(grad), self.rows.T, self.cols.T)
-        return _from_planes(grad_planes, self.x, self.x.shape), None
+        grad = layout.as_layout_of(grad_output, self.like)
+        if all_finite(grad):
+            return _from_planes(_both_sides(layout.planes(grad), self.rows.T, self.cols.T), self.like,
+                                self.x_shape), None
+        (rows, cols), (h, w) = self.windows, self.x_shape[2:]
+        return layout.as_layout_of(_window_spread(_window_spread(grad, -2, rows, h), -1, cols, w), self.like), None
 
 
 def adaptive_avg_pool2d(input, output_size):
@@ -125,8 +169,8 @@ def adaptive_avg_pool2d(input, output_size):
     output_size: an int or an (out_h, out_w) pair (None in a pair keeps that input size).
     """
     check_nchw("adaptive_avg_pool2d", input)
-    if isinstance(output_size, int):
-        output_size = (output_size, output_size)
+    if as_int(output_size) is not None:
+        output_size = (as_int(output_size), as_int(output_size))
     output_size = tuple(input.shape[2 + i] if s is None else int(s) for i, s in enumerate(output_size))
     if min(output_size) < 1:
         raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {output_size}")

@@ -1,10 +1,20 @@
 """Operations that move data without changing it: reshape, permute/transpose, flatten, indexing, concat."""
 import math
+import operator
 
 import numpy as np
 
 from ..autograd import Function, Tensor
 from .. import backend
+
+
+def _axis(dim, ndim, op):
+    """``dim`` as an axis in [0, ndim): an IndexError (as PyTorch's) unless -ndim <= dim < ndim."""
+    dim = operator.index(dim)
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"{op}: dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], "
+                         f"but got {dim})")
+    return dim % ndim
 
 
 class Reshape(Function):
@@ -77,14 +87,16 @@ def reshape(input, *shape):
 def permute(input, *dims):
     """Reorder dimensions: ``x.permute(0, 2, 3, 1)`` turns NCHW into NHWC."""
     dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else tuple(dims)
-    if sorted(d % input.ndim for d in dims) != list(range(input.ndim)):
+    axes = tuple(_axis(d, input.ndim, "permute") for d in dims)
+    if sorted(axes) != list(range(input.ndim)):
         raise ValueError(f"permute: {dims} is not a permutation of the {input.ndim} dimensions of shape {input.shape}")
-    return Permute.apply(input, tuple(d % input.ndim for d in dims))
+    return Permute.apply(input, axes)
 
 
 def transpose(input, dim0, dim1):
     """Swap two dimensions."""
     dims = list(range(input.ndim))
+    dim0, dim1 = _axis(dim0, input.ndim, "transpose"), _axis(dim1, input.ndim, "transpose")
     dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
     return Permute.apply(input, tuple(dims))
 
@@ -93,7 +105,9 @@ def flatten(input, start_dim=0, end_dim=-1):
     """Merge dimensions start_dim..end_dim into one (``torch.flatten`` semantics)."""
     if input.ndim == 0:
         return reshape(input, 1)
-    start, end = start_dim % input.ndim, end_dim % input.ndim
+    start, end = _axis(start_dim, input.ndim, "flatten"), _axis(end_dim, input.ndim, "flatten")
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {input.shape}")
     shape = input.shape[:start] + (math.prod(input.shape[start:end + 1]),) + input.shape[end + 1:]
     return Reshape.apply(input, shape)
 
@@ -122,7 +136,7 @@ def concat(tensors, dim=1):
     if not tensors:
         raise ValueError("concat: expected a non-empty list of tensors")
     first = tensors[0]
-    dim = dim % first.ndim
+    dim = _axis(dim, first.ndim, "concat")
     for i, t in enumerate(tensors[1:], start=1):
         if t.ndim != first.ndim:
             raise ValueError(f"concat: tensor 0 has {first.ndim} dimensions but tensor {i} has {t.ndim}")

@@ -1,6 +1,8 @@
 """Argument checks shared by the kernel families: clear errors that name the op."""
 import numpy as np
 
+from .. import backend
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -31,3 +33,11 @@ def check_ndim(op, name, array, ndim, layout):
 def check_shape(op, name, array, expected):
     if tuple(array.shape) != tuple(expected):
         raise ValueError(f"{op}: {name} must have shape {tuple(expected)}, got {tuple(array.shape)}")
+
+
+def all_finite(array):
+    """True when no element of ``array`` is NaN or infinite: one sum, no temporary array (a sum that overflows
+    answers False too, which sends the caller to its exact path: never wrong, only slower)."""
+    if not array.size:
+        return True
+    return bool(backend.get_array_module(array).isfinite(array.sum()))

@@ -7,7 +7,7 @@ sizes; the statistics are per channel, over N and L (M = N*L values each):
     inv_std = 1 / sqrt(var + eps)        x_hat = (x - mean) * inv_std
     y = weight * x_hat + bias            (fused variant: y = relu(weight * x_hat + bias))
 
-Backward, through the batch statistics, with ``g`` = grad_y (masked by ``y > 0`` when fused):
+Backward, through the batch statistics, with ``g`` = grad_y (0 where ``y <= 0`` when fused, as torch.relu):
 
     grad_bias = sum(g)       grad_weight = sum(g * x_hat)
     grad_x = weight * inv_std * (g - grad_bias / M - x_hat * grad_weight / M)
@@ -54,8 +54,8 @@ def _forward_array_expressions(xp, x, weight, bias, eps, relu):
 def _backward_array_expressions(xp, grad_y, y, x, mean, inv_std, weight):
     x3, g = _as_ncl(x), _as_ncl(grad_y)
     dtype = x.dtype
-    if y is not None:  # fused ReLU: only where the output was positive does gradient pass
-        g = g * (_as_ncl(y) > 0)
+    if y is not None:  # fused ReLU: no gradient where the output is <= 0 (a NaN output passes it, as torch.relu)
+        g = xp.where(_as_ncl(y) <= 0, dtype.type(0), g)
     count = x3.shape[0] * x3.shape[2]
     x_hat = (x3 - mean[:, None]) * inv_std[:, None]
     sum_g = g.sum(axis=(0, 2), dtype=xp.float64)
@@ -110,6 +110,8 @@ def _channel_statistics(x3, mean64, var64):
     count = batch * length
     for c in prange(channels):
         shift = np.float64(x3[0, c, 0])
+        if not np.isfinite(shift):  # inf - inf would make NaN of an infinite mean
+            shift = 0.0
         total = 0.0
         total_squares = 0.0
         for n in range(batch):
@@ -120,7 +122,8 @@ def _channel_statistics(x3, mean64, var64):
                 total_squares += centred * centred
         mean_shifted = total / count
         mean64[c] = shift + mean_shifted
-        var64[c] = max(total_squares / count - mean_shifted * mean_shifted, 0.0)
+        var = total_squares / count - mean_shifted * mean_shifted
+        var64[c] = 0.0 if var < 0.0 else var  # rounding below zero clipped; NaN stays NaN
 
 
 @threaded_when_large
@@ -150,7 +153,7 @@ def _normalise(x3, mean, scale, bias, relu, y3):
 def _gradient_sums(g3, x3, y3, mean, inv_std, relu, sum_g, sum_g_x_hat):
     """sum_g[c] = sum(g), sum_g_x_hat[c] = sum(g * x_hat): both reductions in ONE pass.
 
-    ``g`` is masked by ``y3 > 0`` when ``relu``. Fast because: one thread per channel reading
+    ``g`` is 0 where ``y3 <= 0`` when ``relu``. Fast because: one thread per channel reading
     contiguous rows, x_hat recomputed on the fly instead of stored, float64 accumulators.
     """
     batch, channels, length = x3.shape
@@ -162,7 +165,7 @@ def _gradient_sums(g3, x3, y3, mean, inv_std, relu, sum_g, sum_g_x_hat):
             g_row, x_row, y_row = g3[n, c], x3[n, c], y3[n, c]
             for k in range(length):
                 g = np.float64(g_row[k])
-                if relu and not y_row[k] > 0:
+                if relu and y_row[k] <= 0:  # a NaN output passes its gradient, as torch.relu's
                     g = 0.0
                 total += g
                 total_x_hat += g * ((x_row[k] - m) * s)
@@ -186,7 +189,7 @@ def _input_gradient(g3, x3, y3, mean, inv_std, scale, mean_g, mean_g_x_hat, relu
         mg, mgx = mean_g[c], mean_g_x_hat[c]
         for k in range(length):
             g = g3[n, c, k]
-            if relu and not y3[n, c, k] > 0:
+            if relu and y3[n, c, k] <= 0:
                 g = zero
             grad_x3[n, c, k] = a * (g - mg - (x3[n, c, k] - m) * s * mgx)
 

@@ -230,6 +230,14 @@ def _col2im_channel_major(cols_ctnl, grad_cnhw, kh, kw, sh, sw, ph, pw, dh, dw, 
         _fold_plane(cols_ctnl[c, :, n], grad_cnhw[c, n], kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w)
 
 
+@njit(cache=True)
+def _overlap(shift, size):
+    """[start, end): the positions p of a flat plane of ``size`` values whose p + shift is inside it (empty, with
+    start == end, when the shift is a whole plane or more: a kernel wider than a small map, 5x5 on 2x2)."""
+    start = min(size, max(0, -shift))
+    return start, max(start, min(size, size - shift))
+
+
 @threaded_when_large
 @njit(parallel=True, cache=True)
 def _im2col_same_channel_major(x_cnhw, cols_ctnl, kh, kw, ph, pw):
@@ -251,7 +259,7 @@ def _im2col_same_channel_major(x_cnhw, cols_ctnl, kh, kw, ph, pw):
             for j in range(kw):
                 cols_row = cols_ctnl[c, i * kw + j, n]
                 shift = (i - ph) * width + (j - pw)
-                start, end = max(0, -shift), min(size, size - shift)
+                start, end = _overlap(shift, size)
                 cols_row[:start] = 0
                 cols_row[start:end] = x_flat[start + shift:end + shift]
                 cols_row[end:] = 0
@@ -278,7 +286,7 @@ def _col2im_same_channel_major(cols_ctnl, grad_cnhw, kh, kw, ph, pw):
             for j in range(kw):
                 cols_row = cols_ctnl[c, i * kw + j, n]
                 shift = (i - ph) * width + (j - pw)
-                start, end = max(0, -shift), min(size, size - shift)
+                start, end = _overlap(shift, size)
                 left, right = max(0, pw - j), min(width, width + pw - j)
                 for oh in range(height):
                     row = cols_row[oh * width:(oh + 1) * width]

@@ -34,6 +34,11 @@ tiles)^T with dM = A dY A^T per output tile (`_gradient_transform`), then dW = G
 (`weight_gradient`, where `weight_gradient_pays`; shifted outer products elsewhere). Where both gradients run here,
 the output gradient is laid out once for both (`TileGrad`, the padded grid the input gradient convolves). The
 definition these are tested against is im2col + GEMM (`tinyinception.kernels.im2col`).
+
+Non-finite values: the transforms add and subtract the values of a patch, so one inf (or two values near float32's
+max) makes inf - inf = NaN where the convolution has an infinity. The output transform's row pass flags any NaN
+or inf it meets (`_row_pass`, no measurable cost), and `forward` / `backward_input` then compute that convolution
+by shifted products instead; finite values never leave Winograd.
 """
 import functools
 from typing import NamedTuple
@@ -110,12 +115,21 @@ def convolve(x_cnhw, u, x_rows=None):
     """x_cnhw (C, N, H, W), u (16, F, C) from `transform_weight` -> out (F, N, H, W), contiguous: the 3x3 "same"
     convolution (padding 1). x_rows: x already in the input grid of `tile_grids` (made once for both gradients,
     `grad_layout`), or None."""
+    return convolve_checked(x_cnhw, u, x_rows)[0]
+
+
+def convolve_checked(x_cnhw, u, x_rows=None):
+    """`convolve`, and False where a value of the transformed products was NaN or infinite (an inf input, or a
+    finite one near float32's max: the transforms' inf - inf makes NaN where the convolution has an infinity, so
+    the caller computes it another way), else True."""
     if not threaded_blas.available(x_cnhw.dtype):
         raise RuntimeError("winograd.convolve: its products are compiled calls into the BLAS that threaded_blas binds, "
                            "which is off here (TINYINCEPTION_ONE_POOL=0, another NUMBA_THREADING_LAYER, or no "
                            f"scipy-openblas) or does not take {x_cnhw.dtype}; F.conv2d uses shifted products then")
     c, n, h, w = x_cnhw.shape
     f = u.shape[1]
+    if n == 0:  # an empty batch
+        return np.empty((f, n, h, w), dtype=x_cnhw.dtype), True
     in_grid, out_grid, tiles_h, tiles_w = tile_grids(x_cnhw.shape)
     if x_rows is None:
         x_rows = strided_conv.to_phase_grid(x_cnhw, in_grid, "winograd_input")
@@ -132,10 +146,12 @@ def convolve(x_cnhw, u, x_rows=None):
     _, ld_u = blas.operand(u[0], "u")
     threaded_blas.keep_openblas_on_one_thread()
     kernel = _winograd if threads > 1 else _winograd_serial
+    not_finite = np.zeros(threads, dtype=np.bool_)
     with section("winograd"):  # the 16 products and their transforms, fused
         kernel(x_rows.itemsize, x_rows, in_grid.block, in_grid.pitch, u.ctypes.data, ld_u, out_rows, out_grid.block,
-               out_grid.pitch, tiles_h, tiles_w, per_block, n, v, m, s, out, in_place)
-    return out if in_place else strided_conv.from_phase_grid(out_rows, out_grid, (n, f, h, w), out=out)
+               out_grid.pitch, tiles_h, tiles_w, per_block, n, v, m, s, out, in_place, not_finite)
+    out = out if in_place else strided_conv.from_phase_grid(out_rows, out_grid, (n, f, h, w), out=out)
+    return out, not not_finite.any()
 
 
 # --- the products interface of `tinyinception.kernels.shifted_conv` (see `functional.conv.Conv2d`) ----------------
@@ -183,7 +199,10 @@ def forward(x_cnhw, taps, grid):
     _, f, c = taps.shape
     if not pays(c, f):
         return shifted_conv.forward(x_cnhw, taps, grid)
-    return convolve(x_cnhw, transform_weight(taps))
+    out, finite = convolve_checked(x_cnhw, transform_weight(taps))
+    # an inf (or a value near float32's max) in a tile's patch makes its transforms inf - inf = NaN: where a value
+    # came out non-finite, the shifted products give the convolution's own infinities
+    return out if finite else shifted_conv.forward(x_cnhw, taps, grid)
 
 
 def backward_input(grad_cnhw, taps, grid, x_shape, grad_rows=None):
@@ -193,7 +212,10 @@ def backward_input(grad_cnhw, taps, grid, x_shape, grad_rows=None):
     _, f, c = taps.shape
     if not pays(f, c):
         return shifted_conv.backward_input(grad_cnhw, taps, grid, x_shape, grad_rows)
-    return convolve(grad_cnhw, transform_weight(flipped_taps(taps)), _tile_rows(grad_rows))
+    grad_x, finite = convolve_checked(grad_cnhw, transform_weight(flipped_taps(taps)), _tile_rows(grad_rows))
+    if finite:
+        return grad_x
+    return shifted_conv.backward_input(grad_cnhw, taps, grid, x_shape)  # a non-finite gradient, as in `forward`
 
 
 # B^T has two nonzero entries per row: row a combines patch rows (or columns) PAIRS[a] as  first + SIGNS[a] * second.
@@ -233,21 +255,28 @@ def _input_transform(row, block, pitch, images, ty, tx0, columns, v, c):
 @njit(cache=True)
 def _row_pass(m, f, s, columns):
     """s (8, columns) = A^T M for filter f: rows 0-3 the sum of M's rows 0-2, rows 4-7 row 1 minus rows 2 and 3
-    (per column j of the 4x4 tile), from m[:, f, :columns]."""
+    (per column j of the 4x4 tile), from m[:, f, :columns]. Returns True when a value of s is NaN or infinite
+    (``v - v`` is 0 only for a finite v; an OR over the lanes, so the loop stays vectorised): every value of M
+    enters s, so an inf or NaN that the transforms made shows here."""
+    not_finite = False
     for j in range(4):
         upper, lower = s[j], s[4 + j]
         m0, m1, m2, m3 = m[j, f], m[4 + j, f], m[8 + j, f], m[12 + j, f]
         for q in range(columns):
-            upper[q] = m0[q] + m1[q] + m2[q]
-            lower[q] = m1[q] - m2[q] - m3[q]
+            top = m0[q] + m1[q] + m2[q]
+            bottom = m1[q] - m2[q] - m3[q]
+            upper[q] = top
+            lower[q] = bottom
+            not_finite |= (top - top != 0) | (bottom - bottom != 0)
+    return not_finite
 
 
 @njit(cache=True)
 def _output_transform(m, f, s, row, block, pitch, images, ty, tx0, columns):
     """The 2x2 output tiles A^T M A of filter f for the block's (tx, n), from m[:, f, :columns], written into the
     output phase grid ``row``: output (2ty + a, 2tx + b) of image n at ``b*block + ((2ty + a)*pitch + tx)*N + n``
-    (contiguous over the block's (tx, n) again). s (8, columns): the row pass A^T M."""
-    _row_pass(m, f, s, columns)
+    (contiguous over the block's (tx, n) again). s (8, columns): the row pass A^T M. Returns its finiteness flag."""
+    not_finite = _row_pass(m, f, s, columns)
     for a in range(2):
         s0, s1, s2, s3 = s[4 * a], s[4 * a + 1], s[4 * a + 2], s[4 * a + 3]
         even = np.uint64(((2 * ty + a) * pitch + tx0) * images)
@@ -256,6 +285,7 @@ def _output_transform(m, f, s, row, block, pitch, images, ty, tx0, columns):
             k = np.uint64(q)
             row[even + k] = s0[q] + s1[q] + s2[q]
             row[odd + k] = s1[q] - s2[q] - s3[q]
+    return not_finite
 
 
 @njit(cache=True)
@@ -265,10 +295,10 @@ def _output_transform_in_place(m, f, s, plane, ty, tx0, columns):
     the loop over the images into scatter instructions, which cost per value stored: where the map's width is even
     and the values are float32, `_store_pairs` stores the two outputs of a tile row together)."""
     images, h, w = plane.shape
-    _row_pass(m, f, s, columns)
+    not_finite = _row_pass(m, f, s, columns)
     if w % 2 == 0 and plane.itemsize == 4 and PAIRS_FIT:
         _store_pairs(s, plane, ty, tx0, columns)
-        return
+        return not_finite
     for a in range(min(2, h - 2 * ty)):
         y = 2 * ty + a
         s0, s1, s2, s3 = s[4 * a], s[4 * a + 1], s[4 * a + 2], s[4 * a + 3]
@@ -280,6 +310,7 @@ def _output_transform_in_place(m, f, s, plane, ty, tx0, columns):
             if x + 1 < w:
                 for n in range(images):
                     plane[n, y, x + 1] = s1[first + n] - s2[first + n] - s3[first + n]
+    return not_finite
 
 
 @njit(cache=True)
@@ -301,15 +332,16 @@ def _store_pairs(s, plane, ty, tx0, columns):
 
 @njit(parallel=True, cache=True)
 def _winograd(itemsize, x_rows, in_block, in_pitch, u, ld_u, out_rows, out_block, out_pitch, tiles_h, tiles_w,
-              per_block, images, v_all, m_all, s_all, out, in_place):
+              per_block, images, v_all, m_all, s_all, out, in_place, not_finite):
     """Every thread: its share of the blocks (``per_block`` tile columns of one tile row); per block the input
     transform into v, the 16 products into m, the output transform into out_rows, or with ``in_place`` straight
-    into out (F, N, H, W) (see the module docstring)."""
+    into out (F, N, H, W) (see the module docstring). not_finite[thread]: set when its row passes met NaN or inf."""
     channels, filters = x_rows.shape[0], out.shape[0]
     blocks_per_row = -(-tiles_w // per_block)
     threads = v_all.shape[0]
     for part in prange(threads):
         v, m, s = v_all[part], m_all[part], s_all[part]
+        flag = False
         first, count = _block(part, threads, tiles_h * blocks_per_row)
         for b in range(first, first + count):
             ty, tx0 = b // blocks_per_row, (b % blocks_per_row) * per_block
@@ -322,9 +354,10 @@ def _winograd(itemsize, x_rows, in_block, in_pitch, u, ld_u, out_rows, out_block
                       m[k].ctypes.data, m.shape[2])
             for f in range(filters):  # out_tile = A^T M A
                 if in_place:
-                    _output_transform_in_place(m, f, s, out[f], ty, tx0, columns)
+                    flag |= _output_transform_in_place(m, f, s, out[f], ty, tx0, columns)
                 else:
-                    _output_transform(m, f, s, out_rows[f], out_block, out_pitch, images, ty, tx0, columns)
+                    flag |= _output_transform(m, f, s, out_rows[f], out_block, out_pitch, images, ty, tx0, columns)
+        not_finite[part] = flag
 
 
 _winograd_serial = serial_twin(_winograd)  # small convolutions: one block, no parallel region
@@ -406,6 +439,8 @@ def weight_gradient(grad_cnhw, x_cnhw, grad_rows=None):
     output gradient already in the input grid of `tile_grids` (`TileGrad`), or None."""
     c, n, h, w = x_cnhw.shape
     f = grad_cnhw.shape[0]
+    if n == 0:  # an empty batch adds nothing
+        return np.zeros((9, f, c), dtype=x_cnhw.dtype)
     in_grid, _, tiles_h, tiles_w = tile_grids(x_cnhw.shape)
     x_rows = strided_conv.to_phase_grid(x_cnhw, in_grid, "winograd_input")
     if grad_rows is None:
