@@ -13,7 +13,6 @@ Transforms of batches (B, C, H, W): RandomCrop, RandomHorizontalFlip, Normalize,
 from .cifar import CIFAR10
 from .dataset import ArrayDataset
 from .download import ChecksumError, DownloadError, download_url
-from .grid import save_image_grid
 from .idx import IDXFormatError, read_idx
 from .image_folder import ImageFolder
 from .loader import DataLoader
@@ -23,4 +22,4 @@ from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, Re
 
 __all__ = ["ArrayDataset", "Shapes10", "SHAPE_CLASSES", "CIFAR10", "MNIST", "FashionMNIST", "ImageFolder",
            "DataLoader", "Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip", "Resize",
-           "save_image_grid", "download_url", "DownloadError", "ChecksumError", "read_idx", "IDXFormatError"]
+           "download_url", "DownloadError", "ChecksumError", "read_idx", "IDXFormatError"]
