@@ -4,15 +4,16 @@ The docstrings are written to be read in a terminal: ``name: what it is`` lines 
 indented below them, shapes such as ``(out, in, *kernel)``, ``|a - b|`` for an absolute value and PyTorch's
 in-place names such as ``clip_grad_norm_``. reST reads an indented line after a paragraph as an error, a lone
 ``*`` as the start of emphasis, ``|...|`` as a substitution and ``name_`` as a link. This hook (connected in
-``conf.py``) puts a blank line where the indentation changes, and escapes those characters outside inline
-literals, ``::`` literal blocks and tables; it changes nothing else.
+``conf.py``) joins a hanging continuation to the line it continues, puts a blank line where an indented block
+(after a line ending in ``:``) starts or ends, and escapes those characters outside inline literals, ``::``
+literal blocks and tables; it changes nothing else.
 """
 import re
 
 STARRED_NAME = re.compile(r"(?<![*\\`])\*(\w+)(?=[),\]])")
 LINK_LIKE_NAME = re.compile(r"(?<=\w)_(?=[\s,.;:)\]]|$)")
-BARS = re.compile(r"(?<![\\`])\|(?=\S)([^|`]*?\S)\|")
 INLINE_LITERAL = re.compile(r"(``.+?``|`[^`]+`)")
+BULLETS = ("* ", "- ", "+ ")
 TABLE_BORDER = re.compile(r"^\s*=+(\s+=+)+\s*$")
 
 
@@ -51,17 +52,20 @@ def _table_lines(lines):
 
 
 def _escape(line):
-    """``line`` with ``*name``, ``|...|`` and ``name_`` escaped outside inline literals."""
+    """``line`` with ``*name``, ``|`` and ``name_`` escaped outside inline literals (a line block's or a grid
+    table's leading ``|`` is left alone)."""
     parts = INLINE_LITERAL.split(line)
+    bars = not line.lstrip().startswith(("|", "+"))
     for i in range(0, len(parts), 2):                 # even parts lie outside the literals
         part = STARRED_NAME.sub(r"\\*\1", parts[i])
-        part = BARS.sub(r"\\|\1\\|", part)
+        part = part.replace("|", "\\|") if bars else part
         parts[i] = LINK_LIKE_NAME.sub(r"\\_", part)
     return "".join(parts)
 
 
 def tidy(lines):
-    """The docstring's lines, valid reST: blank lines where the indentation changes, stray markup escaped."""
+    """The docstring's lines, valid reST: continuations joined, blank lines around indented blocks, stray markup
+    escaped."""
     literal, table = _literal_lines(lines), _table_lines(lines)
     out = []
     for index, line in enumerate(lines):
@@ -74,9 +78,12 @@ def tidy(lines):
                 out.append("")
             out.append(line)
             continue
-        if (line.strip() and previous.strip() and _indent(line) != _indent(previous)
-                and not line.lstrip().startswith((">>>", "..."))
-                and not previous.lstrip().startswith((">>>", "..."))):
+        doctest = line.lstrip().startswith((">>>", "...")) or previous.lstrip().startswith((">>>", "..."))
+        if line.strip() and previous.strip() and not doctest and _indent(line) > _indent(previous) \
+                and not previous.rstrip().endswith(":") and not line.lstrip().startswith(BULLETS):
+            out[-1] = previous.rstrip() + " " + _escape(line.strip())     # a hanging continuation: same paragraph
+            continue
+        if line.strip() and previous.strip() and not doctest and _indent(line) != _indent(previous):
             out.append("")
         out.append(line if line.lstrip().startswith((">>>", "...")) else _escape(line))
     return out
