@@ -183,19 +183,6 @@ class Tensor:
         hooks[key] = hook
         return _RemovableHook(hooks, key)
 
-    def to(self, device):
-        """A copy on ``"cpu"`` or ``"cuda"`` (the same tensor if already there); differentiable."""
-        if backend.device_of(self.data) == str(device).split(":")[0]:
-            return self
-        from .functional.device import to_device
-        return to_device(self, device)
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self):
-        return self.to("cuda")
-
     def backward(self, grad=None, retain_graph=False):
         """Backpropagate from this tensor: fills ``.grad`` of every leaf that requires grad.
 

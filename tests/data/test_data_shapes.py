@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from tinyinception.data import SHAPE_CLASSES, Shapes10, save_image_grid
+from tinyinception.data import SHAPE_CLASSES, Shapes10
+from tinyinception.viz import save_image_grid
 from tinyinception.data.shapes import _shape_mask
 
 

@@ -15,7 +15,6 @@ Transforms of batches (B, C, H, W): RandomCrop, RandomHorizontalFlip, Normalize,
 from .cifar import CIFAR10
 from .dataset import ArrayDataset, DatasetFormatError
 from .download import ChecksumError, DownloadError, download_url
-from .grid import save_image_grid
 from .idx import IDXFormatError, read_idx
 from .image_folder import ImageFolder
 from .imagenet import imagenet_classes
@@ -26,5 +25,5 @@ from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, Re
 
 __all__ = ["ArrayDataset", "Shapes10", "SHAPE_CLASSES", "CIFAR10", "MNIST", "FashionMNIST", "ImageFolder",
            "DataLoader", "Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip", "Resize",
-           "save_image_grid", "imagenet_classes", "download_url", "DownloadError", "ChecksumError", "read_idx",
-           "IDXFormatError", "DatasetFormatError"]
+           "imagenet_classes", "download_url", "DownloadError", "ChecksumError", "read_idx", "IDXFormatError",
+           "DatasetFormatError"]

@@ -6,7 +6,7 @@ The engine in `autograd.py` knows no operations; this file connects each Tensor 
 import numpy as np
 
 from ..autograd import Tensor
-from . import activation, elementwise, linalg, reduction, shape
+from . import activation, device, elementwise, linalg, reduction, shape
 
 
 def _comparison(op):
@@ -59,6 +59,9 @@ def install():
         "tanh": activation.tanh,
         "softmax": activation.softmax,
         "log_softmax": activation.log_softmax,
+        "to": device.to,
+        "cpu": device.cpu,
+        "cuda": device.cuda,
         "float": lambda self: elementwise.cast(self, np.float32),
         "double": lambda self: elementwise.cast(self, np.float64),
     }

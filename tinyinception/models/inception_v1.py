@@ -17,10 +17,11 @@ convolution unit               Conv2d(bias) -> ReLU                 Conv2d(no bi
 "5x5" branch                   1x1 reduce -> 5x5, padding 2         1x1 reduce -> **3x3**, padding 1 (a bug
                                                                     kept for the weights, vision#906)
 LocalResponseNorm              after maxpool1 and after conv3       none
-                               (size 5, alpha 1e-4, beta 0.75, k 1)
+                               (size 5, alpha 1e-4, beta 0.75,
+                               k 1)
 maxpool4                       3x3 stride 2                         2x2 stride 2
-aux heads' pooling             AvgPool 5x5 stride 3 (14 -> 4; needs adaptive average pool to 4x4 (windows
-                               ~224 inputs)                         of 4 at offsets 0, 3, 7, 10)
+aux heads' pooling             AvgPool 5x5 stride 3 (14 -> 4;       adaptive average pool to 4x4 (windows
+                               needs ~224 inputs)                   of 4 at offsets 0, 3, 7, 10)
 final dropout                  40 % (pass ``dropout=0.4``)          20 % (``dropout`` default)
 parameters (1000 classes)      6,998,552; 13,378,280 with aux       6,624,904; 13,004,888 with aux
 multiply-adds at 224           1.583 G                              1.498 G
