@@ -15,34 +15,44 @@ How it works, in four sentences:
 The engine knows nothing about convolution: every operation lives in `tinyinception.functional`.
 """
 import contextlib
+import threading
 import weakref
 
 import numpy as np
 
 from . import backend, profiler
 
-_grad_state = {"enabled": True}
+
+class _GradState(threading.local):
+    """Whether operations record the graph: per thread, as PyTorch's grad mode (every thread starts recording)."""
+
+    enabled = True
+
+
+_grad_state = _GradState()
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Recording on/off
 # --------------------------------------------------------------------------------------------------------------
 def is_grad_enabled():
-    return _grad_state["enabled"]
+    """True when operations of the calling thread record the graph."""
+    return _grad_state.enabled
 
 
 @contextlib.contextmanager
 def _grad_mode(enabled):
-    previous = _grad_state["enabled"]
-    _grad_state["enabled"] = enabled
+    previous = _grad_state.enabled
+    _grad_state.enabled = enabled
     try:
         yield
     finally:
-        _grad_state["enabled"] = previous
+        _grad_state.enabled = previous
 
 
 def no_grad():
-    """Context manager: operations inside record no graph (inference, optimizer updates)."""
+    """Context manager: operations inside record no graph (inference, optimizer updates). Per thread, like
+    PyTorch's: it does not change what other threads record, and a thread started inside it records."""
     return _grad_mode(False)
 
 
