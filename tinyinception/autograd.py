@@ -15,21 +15,16 @@ How it works, in four sentences:
 The engine knows nothing about convolution: every operation lives in `tinyinception.functional`.
 """
 import contextlib
-import threading
+import contextvars
 import weakref
 
 import numpy as np
 
 from . import backend, profiler
 
-
-class _GradState(threading.local):
-    """Whether operations record the graph: per thread, as PyTorch's grad mode (every thread starts recording)."""
-
-    enabled = True
-
-
-_grad_state = _GradState()
+# Whether operations record the graph: a context variable, so per thread like PyTorch's grad mode (a new thread
+# starts recording, whatever the thread that started it does) and per asyncio task; as cheap to read as a dict.
+_grad_enabled = contextvars.ContextVar("tinyinception_grad_enabled", default=True)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -37,17 +32,17 @@ _grad_state = _GradState()
 # --------------------------------------------------------------------------------------------------------------
 def is_grad_enabled():
     """True when operations of the calling thread record the graph."""
-    return _grad_state.enabled
+    return _grad_enabled.get()
 
 
 @contextlib.contextmanager
 def _grad_mode(enabled):
-    previous = _grad_state.enabled
-    _grad_state.enabled = enabled
+    previous = _grad_enabled.get()
+    _grad_enabled.set(enabled)
     try:
         yield
     finally:
-        _grad_state.enabled = previous
+        _grad_enabled.set(previous)
 
 
 def no_grad():

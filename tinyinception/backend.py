@@ -15,8 +15,8 @@ keep theirs). Inside such a block, ``set_kernels`` changes the default that the 
 after the block, see.
 """
 import contextlib
+import contextvars
 import os
-import threading
 
 import numpy as np
 
@@ -28,13 +28,9 @@ if _state["kernels"] not in KERNEL_CHOICES:
     )
 
 
-class _ThreadChoice(threading.local):
-    """The calling thread's `using_kernels` choice, or None: the process default then."""
-
-    kernels = None
-
-
-_this_thread = _ThreadChoice()
+# The calling thread's `using_kernels` choice, or None (the process default then): a context variable, per thread
+# (a new thread starts with none) and per asyncio task.
+_thread_choice = contextvars.ContextVar("tinyinception_kernels", default=None)
 
 
 def _checked(name, where):
@@ -52,18 +48,19 @@ def set_kernels(name):
 
 def get_kernels():
     """The name of the kernels CPU arrays use now in the calling thread: ``"numba"`` or ``"numpy"``."""
-    return _this_thread.kernels or _state["kernels"]
+    return _thread_choice.get() or _state["kernels"]
 
 
 @contextlib.contextmanager
 def using_kernels(name):
     """Context manager: ``with using_kernels("numpy"): ...`` runs the calling thread's CPU ops on the NumPy
     kernels (other threads keep theirs)."""
-    previous, _this_thread.kernels = _this_thread.kernels, _checked(name, "using_kernels")
+    previous = _thread_choice.get()
+    _thread_choice.set(_checked(name, "using_kernels"))
     try:
         yield
     finally:
-        _this_thread.kernels = previous
+        _thread_choice.set(previous)
 
 
 def cupy_module():

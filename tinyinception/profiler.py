@@ -8,18 +8,12 @@ A profile belongs to the thread that opened it: it times the operations of that 
 (each may open a profile of its own) neither add to it nor see it.
 """
 import contextlib
-import threading
+import contextvars
 import time
 from collections import defaultdict
 
 
-class _ThreadProfile(threading.local):
-    """The calling thread's active `Profile`, or None."""
-
-    active = None
-
-
-_state = _ThreadProfile()
+_active = contextvars.ContextVar("tinyinception_profile", default=None)  # the calling thread's active Profile
 
 
 class Profile:
@@ -47,21 +41,21 @@ class Profile:
 
 def active():
     """The calling thread's active profile, or None."""
-    return _state.active
+    return _active.get()
 
 
 @contextlib.contextmanager
 def profile():
     """Collect timings of everything the calling thread runs inside the block (nested forward/backward times
     overlap: they are inclusive, so shares of different names need not add up to 100%)."""
-    previous, current = _state.active, Profile()
-    _state.active = current
+    previous, current = _active.get(), Profile()
+    _active.set(current)
     start = time.perf_counter()
     try:
         yield current
     finally:
         current.wall = time.perf_counter() - start
-        _state.active = previous
+        _active.set(previous)
 
 
 @contextlib.contextmanager
@@ -78,5 +72,5 @@ _NOTHING = contextlib.nullcontext()
 
 def section(name):
     """A context manager timing its block under ``name`` while a profile is active (a no-op otherwise)."""
-    current = _state.active
+    current = _active.get()
     return _NOTHING if current is None else _timed(current, name)

@@ -15,6 +15,7 @@ temporaries (a thread's buffers are freed when the thread ends). Within one thre
 
 `release()` frees all buffers (the memory benchmark calls it to measure a cold start).
 """
+import itertools
 import math
 import threading
 import weakref
@@ -22,29 +23,27 @@ import weakref
 import numpy as np
 
 
-class _Buffers:
-    """One thread's buffers: ``named``, name -> uint8 array."""
+class _Buffers(dict):
+    """One thread's buffers, name -> uint8 array (a dict that `_every_thread` can refer to weakly)."""
 
-    __slots__ = ("named", "__weakref__")
-
-    def __init__(self):
-        self.named = {}
+    __slots__ = ("__weakref__",)
 
 
 _this_thread = threading.local()
-_every_thread = weakref.WeakSet()  # every live thread's _Buffers, for `release` and `held_bytes`
+_every_thread = weakref.WeakValueDictionary()  # a number per thread -> its _Buffers while the thread lives
+_numbers = itertools.count()
 _registering = threading.Lock()
 
 
 def _buffers():
     """The calling thread's buffers (made at its first `scratch` call)."""
     try:
-        return _this_thread.buffers.named
+        return _this_thread.buffers
     except AttributeError:
         buffers = _this_thread.buffers = _Buffers()
         with _registering:
-            _every_thread.add(buffers)
-        return buffers.named
+            _every_thread[next(_numbers)] = buffers
+        return buffers
 
 
 def scratch(name, shape, dtype):
@@ -82,15 +81,15 @@ def scratch_rows(name, rows, length, dtype):
 
 def _all_buffers():
     with _registering:
-        return list(_every_thread)
+        return list(_every_thread.values())
 
 
 def release():
     """Free every thread's scratch buffers (a temporary in use elsewhere keeps its memory until it is dropped)."""
     for buffers in _all_buffers():
-        buffers.named.clear()
+        buffers.clear()
 
 
 def held_bytes():
     """Bytes held by the scratch buffers of every thread now."""
-    return sum(buffer.size for buffers in _all_buffers() for buffer in list(buffers.named.values()))
+    return sum(buffer.size for buffers in _all_buffers() for buffer in list(buffers.values()))
