@@ -15,34 +15,39 @@ How it works, in four sentences:
 The engine knows nothing about convolution: every operation lives in `tinyinception.functional`.
 """
 import contextlib
+import contextvars
 import weakref
 
 import numpy as np
 
 from . import backend, profiler
 
-_grad_state = {"enabled": True}
+# Whether operations record the graph: a context variable, so per thread like PyTorch's grad mode (a new thread
+# starts recording, whatever the thread that started it does) and per asyncio task; as cheap to read as a dict.
+_grad_enabled = contextvars.ContextVar("tinyinception_grad_enabled", default=True)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Recording on/off
 # --------------------------------------------------------------------------------------------------------------
 def is_grad_enabled():
-    return _grad_state["enabled"]
+    """True when operations of the calling thread record the graph."""
+    return _grad_enabled.get()
 
 
 @contextlib.contextmanager
 def _grad_mode(enabled):
-    previous = _grad_state["enabled"]
-    _grad_state["enabled"] = enabled
+    previous = _grad_enabled.get()
+    _grad_enabled.set(enabled)
     try:
         yield
     finally:
-        _grad_state["enabled"] = previous
+        _grad_enabled.set(previous)
 
 
 def no_grad():
-    """Context manager: operations inside record no graph (inference, optimizer updates)."""
+    """Context manager: operations inside record no graph (inference, optimizer updates). Per thread, like
+    PyTorch's: it does not change what other threads record, and a thread started inside it records."""
     return _grad_mode(False)
 
 

@@ -8,42 +8,59 @@ Three kernel families live side by side in `tinyinception/kernels/`:
 
 CPU arrays use the kernels chosen by :func:`set_kernels` (or the environment variable
 ``TINYINCEPTION_KERNELS``); a CuPy array always uses the CuPy kernels.
+
+The choice has two levels: :func:`set_kernels` sets the process's default, which every thread sees;
+``with using_kernels(name):`` overrides it for the calling thread only, until the block ends (other threads
+keep theirs). Inside such a block, ``set_kernels`` changes the default that the other threads, and this one
+after the block, see.
 """
 import contextlib
+import contextvars
 import os
 
 import numpy as np
 
 KERNEL_CHOICES = ("numba", "numpy")
-_state = {"kernels": os.environ.get("TINYINCEPTION_KERNELS", "numba").strip().lower() or "numba"}
+_state = {"kernels": os.environ.get("TINYINCEPTION_KERNELS", "numba").strip().lower() or "numba"}  # the default
 if _state["kernels"] not in KERNEL_CHOICES:
     raise ValueError(
         f"TINYINCEPTION_KERNELS={_state['kernels']!r}: expected one of {', '.join(KERNEL_CHOICES)}"
     )
 
 
-def set_kernels(name):
-    """Choose the CPU kernels: ``"numba"`` (fast, default) or ``"numpy"`` (reference)."""
+# The calling thread's `using_kernels` choice, or None (the process default then): a context variable, per thread
+# (a new thread starts with none) and per asyncio task.
+_thread_choice = contextvars.ContextVar("tinyinception_kernels", default=None)
+
+
+def _checked(name, where):
     name = str(name).lower()
     if name not in KERNEL_CHOICES:
-        raise ValueError(f"set_kernels: expected one of {', '.join(KERNEL_CHOICES)}, got {name!r}")
-    _state["kernels"] = name
+        raise ValueError(f"{where}: expected one of {', '.join(KERNEL_CHOICES)}, got {name!r}")
+    return name
+
+
+def set_kernels(name):
+    """Choose the CPU kernels for the whole process: ``"numba"`` (fast, default) or ``"numpy"`` (reference).
+    A thread inside a `using_kernels` block keeps that block's choice until the block ends."""
+    _state["kernels"] = _checked(name, "set_kernels")
 
 
 def get_kernels():
-    """The name of the kernels CPU arrays use now: ``"numba"`` or ``"numpy"``."""
-    return _state["kernels"]
+    """The name of the kernels CPU arrays use now in the calling thread: ``"numba"`` or ``"numpy"``."""
+    return _thread_choice.get() or _state["kernels"]
 
 
 @contextlib.contextmanager
 def using_kernels(name):
-    """Context manager: ``with using_kernels("numpy"): ...`` runs CPU ops on the NumPy kernels."""
-    previous = get_kernels()
-    set_kernels(name)
+    """Context manager: ``with using_kernels("numpy"): ...`` runs the calling thread's CPU ops on the NumPy
+    kernels (other threads keep theirs)."""
+    previous = _thread_choice.get()
+    _thread_choice.set(_checked(name, "using_kernels"))
     try:
         yield
     finally:
-        set_kernels(previous)
+        _thread_choice.set(previous)
 
 
 def cupy_module():

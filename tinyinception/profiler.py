@@ -3,12 +3,17 @@
 While a profile is active, every `Function`'s forward and backward is timed under its name, and code marked with
 ``section("gemm")`` (the matrix products inside convolutions and linear layers) is timed under that name too.
 When no profile is active the cost is one ``is None`` check per operation.
+
+A profile belongs to the thread that opened it: it times the operations of that thread only, and other threads
+(each may open a profile of its own) neither add to it nor see it.
 """
 import contextlib
+import contextvars
 import time
 from collections import defaultdict
 
-_state = {"active": None}
+
+_active = contextvars.ContextVar("tinyinception_profile", default=None)  # the calling thread's active Profile
 
 
 class Profile:
@@ -35,21 +40,22 @@ class Profile:
 
 
 def active():
-    return _state["active"]
+    """The calling thread's active profile, or None."""
+    return _active.get()
 
 
 @contextlib.contextmanager
 def profile():
-    """Collect timings of everything run inside the block (nested forward/backward times overlap: they are
-    inclusive, so shares of different names need not add up to 100%)."""
-    previous, current = _state["active"], Profile()
-    _state["active"] = current
+    """Collect timings of everything the calling thread runs inside the block (nested forward/backward times
+    overlap: they are inclusive, so shares of different names need not add up to 100%)."""
+    previous, current = _active.get(), Profile()
+    _active.set(current)
     start = time.perf_counter()
     try:
         yield current
     finally:
         current.wall = time.perf_counter() - start
-        _state["active"] = previous
+        _active.set(previous)
 
 
 @contextlib.contextmanager
@@ -66,5 +72,5 @@ _NOTHING = contextlib.nullcontext()
 
 def section(name):
     """A context manager timing its block under ``name`` while a profile is active (a no-op otherwise)."""
-    current = _state["active"]
+    current = _active.get()
     return _NOTHING if current is None else _timed(current, name)

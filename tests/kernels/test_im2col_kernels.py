@@ -1,13 +1,19 @@
 """im2col/col2im: NumPy vs Numba, NumPy vs torch.nn.functional.unfold/fold, and the adjoint."""
+import importlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernel_testing import DTYPES, assert_close, conv_geometry, out_length, random_array
+import tinyinception as ti
+import tinyinception.functional as F
 from tinyinception import backend
 from tinyinception.kernels import col2im, im2col
 from tinyinception.kernels.im2col import col2im_numba, col2im_numpy, im2col_numba, im2col_numpy
+
+im2col_module = importlib.import_module("tinyinception.kernels.im2col")  # the module, not the function
 
 FAST = settings(max_examples=40, deadline=None)
 
@@ -99,3 +105,33 @@ def test_bad_input_names_the_op():
         im2col(np.zeros((1, 1, 4, 4), np.float32), (3, 3), (0, 1), (1, 1), (1, 1), (4, 4))
     with pytest.raises(ValueError, match=r"col2im: cols must have shape \(1, 9, 16\)"):
         col2im(np.zeros((1, 9, 15), np.float32), (1, 1, 4, 4), (3, 3), (1, 1), (1, 1), (1, 1), (4, 4))
+
+
+@pytest.mark.parametrize("x_shape, w_shape, keywords, fold", [
+    # groups: the per-image path, col2im_numba
+    ((2, 4, 11, 10), (6, 2, 3, 3), dict(padding=(2, 1), dilation=(2, 3), groups=2), "_COL2IM"),
+    # fewer than 16 channels and stride 2: channel-major im2col, col2im_channel_major_numba
+    ((2, 6, 13, 12), (5, 6, 3, 2), dict(stride=(2, 1), padding=(1, 2), dilation=(3, 2)), "_COL2IM_CHANNEL_MAJOR"),
+])
+def test_dilated_convolutions_fold_their_input_gradient_on_the_numba_kernels(x_shape, w_shape, keywords, fold,
+                                                                           monkeypatch):
+    """F.conv2d's input gradient through the Numba col2im with a different dilation along each axis, in float64
+    against the NumPy reference path: fixed cases for both folds (the random geometries above may miss them)."""
+    x, weight = random_array(0, x_shape, np.float64), random_array(1, w_shape, np.float64)
+    folds = []
+    numba_fold = getattr(im2col_module, fold)["numba"]
+
+    def recording_fold(cols, x_shape, kernel_size, stride, padding, dilation, out_size, **options):
+        folds.append(dilation)
+        return numba_fold(cols, x_shape, kernel_size, stride, padding, dilation, out_size, **options)
+
+    monkeypatch.setitem(getattr(im2col_module, fold), "numba", recording_fold)
+    grads = {}
+    for kernels in ("numba", "numpy"):
+        with ti.using_kernels(kernels):
+            xt = ti.tensor(x, requires_grad=True)
+            out = F.conv2d(xt, ti.tensor(weight), **keywords)
+            out.backward(random_array(2, out.shape, np.float64))
+            grads[kernels] = xt.grad
+    assert folds == [keywords["dilation"]], "the Numba fold under test did not run"
+    np.testing.assert_allclose(grads["numba"], grads["numpy"], rtol=1e-12, atol=1e-12)

@@ -130,14 +130,15 @@ def test_matches_im2col(n, c, f, h, w, dtype, columns_in_cache, in_place, monkey
     grid = winograd.grid_geometry((n, c, h, w), *SAME)
     out = winograd.convolve(x_cnhw, winograd.transform_weight(taps))
     grad_x = winograd.convolve(grad_cnhw, winograd.transform_weight(winograd.flipped_taps(taps)))
-    # through the products interface (Winograd where it pays, shifted products elsewhere): the same results
-    np.testing.assert_allclose(winograd.forward(x_cnhw, taps, grid), out, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(winograd.backward_input(grad_cnhw, taps, grid, (n, c, h, w)), grad_x, rtol=1e-5,
-                               atol=1e-5)
+    # through the products interface (Winograd where it pays, shifted products elsewhere), each against im2col
+    forward = winograd.forward(x_cnhw, taps, grid)
+    backward_input = winograd.backward_input(grad_cnhw, taps, grid, (n, c, h, w))
     grad_weight = winograd.weight_gradient(grad_cnhw, x_cnhw).reshape(3, 3, f, c).transpose(2, 3, 0, 1)
     # float32: the transforms' rounding stays within a few units of the sums' own (measured 2-5e-7 of the largest)
     tolerance = 2e-6 if dtype == np.float32 else 1e-13
     for name, got, expected in [("out", out, expected_out), ("grad_x", grad_x, expected_grad_x),
+                                ("forward", forward, expected_out), ("backward_input", backward_input,
+                                                                     expected_grad_x),
                                 ("grad_weight", np.ascontiguousarray(grad_weight), expected_grad_weight)]:
         assert got.dtype == np.dtype(dtype) and got.flags.c_contiguous, name
         np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance * np.abs(expected).max(), err_msg=name)
@@ -180,6 +181,27 @@ def test_conv2d_uses_winograd_for_same_3x3_convolutions_and_agrees_with_the_nump
                        ti.Tensor(_random((4, 3, 3, 3), np.float32)),
                        padding=1)
         assert few.grad_fn.products is (shifted_conv if blas.available() else None)
+
+
+@needs_pool
+def test_conv2d_with_an_output_over_the_in_place_limit_goes_through_the_output_grid():
+    """F.conv2d end to end where the output (F, N, H, W) is larger than `IN_PLACE_BYTES`, so the output transform
+    writes an output phase grid and one copy puts it in place: forward and both gradients against the NumPy
+    reference path."""
+    x, weight = _random((2, 8, 96, 96), np.float32), _random((64, 8, 3, 3), np.float32, 1)
+    grad = _random((2, 64, 96, 96), np.float32, 2)
+    results = {}
+    for kernels in ("numba", "numpy"):
+        with ti.using_kernels(kernels):
+            xt, wt = ti.Tensor(x, requires_grad=True), ti.Tensor(weight, requires_grad=True)
+            out = F.conv2d(xt, wt, padding=1)
+            if kernels == "numba":
+                assert out.grad_fn.products is winograd and winograd.pays(8, 64)
+                assert out.data.nbytes > winograd.IN_PLACE_BYTES
+            out.backward(ti.Tensor(grad))
+            results[kernels] = (out.numpy(), xt.grad, wt.grad)
+    for name, ours, reference in zip(("out", "grad_x", "grad_weight"), results["numba"], results["numpy"]):
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=2e-6 * np.abs(reference).max(), err_msg=name)
 
 
 _WITHOUT_POOL = """

@@ -90,18 +90,22 @@ def test_golden_input_is_the_deterministic_input():
 
 @needs_golden(NETWORK)
 @pytest.mark.slow
-@pytest.mark.parametrize("mode, dtype", [("eval", np.float32), ("train", np.float64)])
+@pytest.mark.parametrize("mode, dtype", [("eval", np.float32), ("eval", np.float64), ("train", np.float64)])
 def test_matches_golden(mode, dtype):
-    """Eval mode in float32, train mode (with the aux head) in float64: batch statistics over 2 x 1 x 1 values per
-    channel (the aux head's conv1) are chaotic in float32 (torchvision's own float32 run differs from its float64
-    run by ~1e-4 in the aux logits and ~4% in the input gradient); in float64 the comparison is exact to ~1e-9.
-    Activations: rtol and atol 1e-4. The input gradient is compared on the whole array
-    (bounded from the stored views): in float32, max-pool ties move single gradient values, which each view's
-    own relative error would count up to 4e-3."""
+    """Eval mode in float32 and float64, train mode (with the aux head) in float64: batch statistics over 2 x 1 x 1
+    values per channel (the aux head's conv1) are chaotic in float32 (torchvision's own float32 run differs from
+    its float64 run by ~1e-4 in the aux logits). Activations: rtol and atol 1e-4.
+    The input gradient is compared in float64, on the whole array (through the golden gradient's sketch, so a
+    value moved to a neighbouring pixel anywhere counts), at 1e-6: measured 2e-15 in eval mode and 1e-10 in train
+    mode. In float32 max-pool windows whose two largest values differ by less than float32 rounding send single
+    gradient values to the other pixel: the whole-array error is 1.6e-3 here, 2.4e-3 for torchvision's own float32
+    run, so the float32 run is compared on its values only."""
     gold = load_golden(NETWORK)
     run = run_golden(ti.models.inception_v3(), gold, train=mode == "train", dtype=dtype, activations=ACTIVATIONS,
-                     aux_heads=AUX_HEADS, dropouts=["dropout"])  # the golden train mode has every Dropout in eval
-    check_golden(run, gold, mode, gradient_bound=True)
+                     aux_heads=AUX_HEADS, dropouts=["dropout"],  # the golden train mode has every Dropout in eval
+                     backward=dtype == np.float64)
+    check_golden(run, gold, mode, whole_gradient=True, gradient_tol=1e-6)
+    assert dtype == np.float32 or f"{mode}/grad_input/sketch" in gold
     assert mode == "eval" or any(key.startswith("train/state/AuxLogits.") for key in gold)
 
 

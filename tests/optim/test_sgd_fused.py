@@ -2,6 +2,8 @@
 
 Both do the same IEEE operations in the same order with scalars in the arrays' dtype, so they must agree bit
 for bit (``assert_array_equal``), in float32 and float64, for every option combination, from the first step on.
+Both paths are also checked against references that share no code with ``optim.SGD``: the formula of PyTorch's
+documentation written out here in float64, and ``torch.optim.SGD`` itself.
 The tests also check which path runs: the fused one for dense arrays with equal strides, the NumPy one otherwise.
 """
 import importlib
@@ -90,6 +92,57 @@ def test_fused_equals_numpy_definition(options, dtype, layout):
         np.testing.assert_array_equal(buffer, buffer_ref)
     else:
         assert buffer is None and buffer_ref is None
+
+
+def plain_sgd(initial, grads, lr, momentum, dampening, weight_decay, nesterov):
+    """PyTorch's SGD, step by step as its documentation writes it, in float64: (parameter, momentum buffer)."""
+    param, buffer = initial.astype(np.float64), None
+    for grad in grads:
+        grad = grad.astype(np.float64)
+        if weight_decay != 0:
+            grad = grad + weight_decay * param
+        if momentum != 0:
+            buffer = grad.copy() if buffer is None else momentum * buffer + (1 - dampening) * grad
+            grad = grad + momentum * buffer if nesterov else buffer
+        param = param - lr * grad
+    return param, buffer
+
+
+def _tolerance(dtype):
+    """float32 steps against the float64 formula: a few roundings of values of order 1 per step."""
+    return dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("optimizer_class", [pytest.param(optim.SGD, marks=needs_numba, id="fused"),
+                                             pytest.param(NumpySGD, id="numpy")])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("options", option_combinations(), ids=combo_id)
+def test_both_paths_follow_the_documented_formula(options, dtype, optimizer_class):
+    initial, grads = random_case(dtype, seed=3)
+    data, buffer = run(optimizer_class, initial, grads, options)
+    expected_data, expected_buffer = plain_sgd(initial, grads, **options)
+    np.testing.assert_allclose(data, expected_data, **_tolerance(dtype))
+    if options["momentum"]:
+        np.testing.assert_allclose(buffer, expected_buffer, **_tolerance(dtype))
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("options", option_combinations(), ids=combo_id)
+def test_matches_torch_optim_sgd(options, dtype):
+    torch = pytest.importorskip("torch")
+    initial, grads = random_case(dtype, seed=4)
+    data, buffer = run(optim.SGD, initial, grads, options)
+    param = torch.nn.Parameter(torch.from_numpy(initial.copy()))
+    reference = torch.optim.SGD([param], **options)
+    for grad in grads:
+        param.grad = torch.from_numpy(grad.copy())
+        reference.step()
+    # torch rounds the same operations, possibly fused differently: a rounding or two apart
+    tolerance = dict(rtol=2e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(data, param.detach().numpy(), **tolerance)
+    if options["momentum"]:
+        np.testing.assert_allclose(buffer, reference.state[param]["momentum_buffer"].numpy(), **tolerance)
 
 
 @needs_numba

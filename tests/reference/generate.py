@@ -230,6 +230,7 @@ def generate(network, out_dir, check_precision=True):
         "activations": {a.split("@")[0]: a for a in spec["acts"]},
         "activation_hook": "forward hook output of the named module; name@input_of:M = input of module M",
         "digest": "large arrays stored as weights.digest views: <key>/tl, /br, /poolB, /norm; small ones whole",
+        "sketch": "a large grad_input also as <key>/sketch: weights.sketch of the float64 gradient (float64)",
         "computed_in": "float64 (model.double()), rounded to float32",
         "tolerances": {"logits": "rtol 1e-4, atol 1e-4", "grad_input": "1e-3 relative (norm)"},
         "versions": _versions(), "torch_threads": torch.get_num_threads(),
@@ -241,6 +242,8 @@ def generate(network, out_dir, check_precision=True):
     for mode in results:
         for name, value in results[mode][torch.float64].items():
             _put(arrays, f"{mode}/{name}", value)
+            if name == "grad_input" and f"{mode}/{name}" not in arrays:  # stored as views: the whole one sketched
+                arrays[f"{mode}/{name}/sketch"] = weights.sketch(value)
     os.makedirs(os.path.join(out_dir, "golden"), exist_ok=True)
     os.makedirs(os.path.join(out_dir, "keys"), exist_ok=True)
     np.savez_compressed(os.path.join(out_dir, "golden", f"{network}.npz"), **arrays)

@@ -137,3 +137,27 @@ def digest(a):
         f"pool{block}": _block_mean(wide, block).astype(np.float32),
         "norm": np.asarray(np.sqrt((wide * wide).sum()), dtype=np.float32),
     }
+
+
+SKETCH_BUCKETS = 4096
+
+
+def _mix(index):
+    """splitmix64's finaliser of uint64 ``index``: a fixed pseudo-random uint64 per position (pure arithmetic, so
+    the same on every machine and NumPy version)."""
+    z = index + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def sketch(a, buckets=SKETCH_BUCKETS):
+    """A CountSketch of the whole array: element i added, with a sign s_i = +-1, into bucket h_i (both fixed by its
+    position). Linear, so sketch(a) - sketch(b) = sketch(a - b), and ||sketch(d)|| estimates ||d|| for any d, where
+    ever its values lie (E ||sketch(d)||^2 = ||d||^2; spread about sqrt(2 / buckets) of it). A value moved to a
+    neighbouring pixel moves to another bucket: the sketch sees what crops and block means miss. Float64."""
+    flat = np.asarray(a, dtype=np.float64).ravel()
+    mixed = _mix(np.arange(flat.size, dtype=np.uint64))
+    bucket = (mixed % np.uint64(buckets)).astype(np.int64)
+    sign = np.where(mixed >> np.uint64(63), -1.0, 1.0)
+    return np.bincount(bucket, weights=sign * flat, minlength=buckets)

@@ -7,6 +7,7 @@ instead of compiling again (`_cache`: a change to any kernel file of the package
 The threading layer defaults to Numba's work queue (see below), chosen before the first parallel kernel runs.
 """
 import os
+import threading
 import types
 
 try:
@@ -19,7 +20,7 @@ try:
         # worker threads keep spinning after each parallel kernel and starve OpenBLAS's, and on 2 cores a GoogLeNet
         # training step measured 8-10 s instead of 0.3 s. `threaded_blas` switches to OpenMP when it can run the
         # products on Numba's threads instead (OpenBLAS then on one thread): one pool, which starts in microseconds.
-        # (The work queue must not be entered from two Python threads at once; nothing in this package does. Set
+        # (The work queue must not be entered from two Python threads at once: `run_parallel` guards it. Set
         # NUMBA_THREADING_LAYER to choose a layer yourself.)
         numba.config.THREADING_LAYER = "workqueue"
 except ImportError:  # keep the NumPy kernels usable without Numba
@@ -84,6 +85,36 @@ def serial_twin(kernel):
     return njit(**dict(options, parallel=False, cache=True))(twin)
 
 
+# Numba's work queue aborts the process when a second Python thread starts a parallel region while one runs
+# ("Concurrent access has been detected"); OpenMP and TBB take parallel regions from any number of threads.
+_layer = {}  # "threadsafe": known once the first parallel region has started the threads
+_work_queue_entry = threading.Lock()
+
+
+def _threadsafe_layer():
+    """True when the threading layer running takes parallel regions from several Python threads at once."""
+    safe = _layer.get("threadsafe")
+    if safe is None:
+        try:
+            safe = _layer["threadsafe"] = numba.threading_layer() != "workqueue"
+        except ValueError:  # no parallel region has run yet: the layer is not known
+            return False
+    return safe
+
+
+def run_parallel(parallel, serial, *args):
+    """``parallel(*args)``, or ``serial(*args)`` (its serial twin, same results) when the threading layer is the work
+    queue and another Python thread is inside a parallel region now: never waits, never enters the work queue twice."""
+    if _threadsafe_layer():
+        return parallel(*args)
+    if not _work_queue_entry.acquire(blocking=False):
+        return serial(*args)
+    try:
+        return parallel(*args)
+    finally:
+        _work_queue_entry.release()
+
+
 class ThreadedWhenLarge:
     """A parallel kernel and its serial twin: a call runs the threaded one only when its first argument (the
     array it walks) has at least ``serial_below`` elements (default ``SERIAL_BELOW``). Used as a decorator
@@ -98,8 +129,9 @@ class ThreadedWhenLarge:
         limit = SERIAL_BELOW if self.serial_below is None else self.serial_below
         if _pool["one"]:
             limit = min(limit, SERIAL_BELOW_ONE_POOL)
-        kernel = self.parallel if args[0].size >= limit else self.serial
-        return kernel(*args)
+        if args[0].size < limit:
+            return self.serial(*args)
+        return run_parallel(self.parallel, self.serial, *args)
 
 
 def threaded_when_large(kernel=None, serial_below=None):

@@ -28,7 +28,7 @@ results (128 x 192 and up: BLAS's own blocking is at its best there) the product
 """
 import numpy as np
 
-from ._numba import NUMBA_AVAILABLE, njit, numba_threads, prange
+from ._numba import NUMBA_AVAILABLE, njit, numba_threads, prange, run_parallel, serial_twin
 
 MIN_ANCHORS = 1 << 13  # fewer anchors than this (small maps): too few steps per sum, BLAS is faster
 MAX_RESULT = 128 * 128  # a larger (F, C) result per tap: BLAS's own blocking runs at its best, as fast or faster
@@ -102,7 +102,8 @@ def _one_block_of_anchors(grad_rows, grad_base, x_rows, x_starts, start, stop, o
 
 @njit(parallel=True, cache=True)
 def _shares(grad_rows, grad_base, x_rows, x_starts, anchors, block, partial):
-    """partial (S, T, F, C): share s (one thread) sums the anchors [s*anchors/S, (s+1)*anchors/S), ``block`` at a time."""
+    """partial (S, T, F, C): share s (one thread) sums the anchors [s*anchors/S, (s+1)*anchors/S), ``block`` at a
+    time."""
     shares = partial.shape[0]
     per_share = -(-anchors // shares)
     for share in prange(shares):
@@ -113,6 +114,9 @@ def _shares(grad_rows, grad_base, x_rows, x_starts, anchors, block, partial):
                                   partial[share])
 
 
+_shares_serial = serial_twin(_shares)  # the same sums on the calling thread (`run_parallel`)
+
+
 def shifted_outer_products(grad_rows, grad_base, rows, base, offsets, anchors, out_taps, shares=None):
     """Same contract as `shifted_conv.shifted_outer_products`: out_taps[t] = sum over a < anchors of
     grad_rows[:, grad_base + a] (outer) rows[:, base + offsets[t] + a]; grad_rows (F, ...) and rows (C, ...)
@@ -121,7 +125,7 @@ def shifted_outer_products(grad_rows, grad_base, rows, base, offsets, anchors, o
     shares = numba_threads() if shares is None else shares
     x_starts = base + np.asarray(offsets, dtype=np.int64)
     partial = np.empty((shares,) + out_taps.shape, dtype=out_taps.dtype)
-    _shares(np.ascontiguousarray(grad_rows), grad_base, np.ascontiguousarray(rows), x_starts, anchors,
-            ANCHOR_BLOCK, partial)
+    run_parallel(_shares, _shares_serial, np.ascontiguousarray(grad_rows), grad_base, np.ascontiguousarray(rows),
+                 x_starts, anchors, ANCHOR_BLOCK, partial)
     np.sum(partial, axis=0, out=out_taps)
     return out_taps

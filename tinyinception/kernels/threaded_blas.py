@@ -26,6 +26,7 @@ OpenBLAS's threads, with Numba's work queue. ``TINYINCEPTION_ONE_POOL=0`` choose
 """
 import ctypes
 import os
+import threading
 
 import numpy as np
 
@@ -57,6 +58,7 @@ def _bind_library():
 
 _THREAD_CONTROL = _bind_library()
 _STATE = {}  # "enabled": decided at the first product, once Numba's threads have started
+_DECIDING = threading.Lock()  # two Python threads making the first product at once: one decides, once
 
 if _THREAD_CONTROL is not None:
     import numba
@@ -94,7 +96,9 @@ def _start():
 def enabled():
     """True when the products run on Numba's threads (decided once, at the first call)."""
     if "enabled" not in _STATE:
-        _STATE["enabled"] = _THREAD_CONTROL is not None and _start()
+        with _DECIDING:
+            if "enabled" not in _STATE:
+                _STATE["enabled"] = _THREAD_CONTROL is not None and _start()
     return _STATE["enabled"]
 
 

@@ -8,26 +8,54 @@ copying it. A convolution that allocates its temporaries anew on every call pays
 bigger one is asked for, so after the first training step the temporaries are written into memory
 that is already mapped. Rules for callers: the view is valid until the next `scratch` call with the
 same name, so a temporary must never escape (never be returned to the user, saved for backward or
-stored in a tensor), and two temporaries alive at once need different names. Everything here runs on
-one Python thread, as the rest of the package does.
+stored in a tensor), and two temporaries alive at once need different names.
+
+Each Python thread has buffers of its own: two threads convolving at once never write into each other's
+temporaries (a thread's buffers are freed when the thread ends). Within one thread the rules above hold.
 
 `release()` frees all buffers (the memory benchmark calls it to measure a cold start).
 """
+import itertools
 import math
+import threading
+import weakref
 
 import numpy as np
 
-_buffers = {}
+
+class _Buffers(dict):
+    """One thread's buffers, name -> uint8 array (a dict that `_every_thread` can refer to weakly)."""
+
+    __slots__ = ("__weakref__",)
+
+
+_this_thread = threading.local()
+_every_thread = weakref.WeakValueDictionary()  # a number per thread -> its _Buffers while the thread lives
+_numbers = itertools.count()
+_registering = threading.Lock()
+
+
+def _buffers():
+    """The calling thread's buffers (made at its first `scratch` call)."""
+    try:
+        return _this_thread.buffers
+    except AttributeError:
+        buffers = _this_thread.buffers = _Buffers()
+        with _registering:
+            _every_thread[next(_numbers)] = buffers
+        return buffers
 
 
 def scratch(name, shape, dtype):
-    """An uninitialised C-contiguous array of ``shape``/``dtype`` backed by the reusable buffer ``name``."""
+    """An uninitialised C-contiguous array of ``shape``/``dtype`` backed by the calling thread's reusable buffer
+    ``name``."""
     dtype = np.dtype(dtype)
     size = math.prod(shape) * dtype.itemsize
-    buffer = _buffers.get(name)
+    buffers = _buffers()
+    buffer = buffers.get(name)
     if buffer is None or buffer.size < size:
-        _buffers.pop(name, None)  # drop the old one first, so that peak memory holds only the new one
-        buffer = _buffers[name] = np.empty(max(size, 1), dtype=np.uint8)
+        buffers.pop(name, None)  # drop the old one first, so that peak memory holds only the new one
+        buffer = buffers[name] = np.empty(max(size, 1), dtype=np.uint8)
     return buffer[:size].view(dtype).reshape(shape)
 
 
@@ -51,11 +79,17 @@ def scratch_rows(name, rows, length, dtype):
     return scratch(name, (rows, row_pitch(length, dtype.itemsize)), dtype)
 
 
+def _all_buffers():
+    with _registering:
+        return list(_every_thread.values())
+
+
 def release():
-    """Free every scratch buffer."""
-    _buffers.clear()
+    """Free every thread's scratch buffers (a temporary in use elsewhere keeps its memory until it is dropped)."""
+    for buffers in _all_buffers():
+        buffers.clear()
 
 
 def held_bytes():
-    """Bytes held by the scratch buffers now."""
-    return sum(buffer.size for buffer in _buffers.values())
+    """Bytes held by the scratch buffers of every thread now."""
+    return sum(buffer.size for buffers in _all_buffers() for buffer in list(buffers.values()))
