@@ -96,10 +96,13 @@ def stacks(x, units):
 
 def _stackable(unit, x):
     conv, bn = getattr(unit, "conv", None), getattr(unit, "bn", None)
-    if conv is None or bn is None:
-        return False
-    hooked = unit._forward_hooks or conv._forward_hooks or bn._forward_hooks
-    return (not hooked and conv.groups == 1
+    return conv is not None and bn is not None and not unit._forward_hooks and pair_stackable(conv, bn, x)
+
+
+def pair_stackable(conv, bn, x):
+    """True when the 1x1 unit (conv, bn) can join a stacked product on x: 1x1, stride 1, unpadded, no groups, from
+    x's channels in x's dtype, and no forward hooks on either layer (a hook sees its layer run on its own)."""
+    return (not conv._forward_hooks and not bn._forward_hooks and conv.groups == 1
             and conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0)
             and conv.in_channels == x.shape[1] and conv.weight.dtype == x.dtype)
 
