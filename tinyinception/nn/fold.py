@@ -95,8 +95,9 @@ def conv_bn_relu(conv, bn, x, relu=True):
 @contextlib.contextmanager
 def precomputed(outputs):
     """Within the block, `conv_bn_relu(conv, bn, x)` returns ``make()`` for ``outputs[id(conv)] = (x, make)``
-    (once, and only for that same input tensor ``x``) instead of computing the unit: how a stacked product of sibling units hands each
-    unit its part while the branches still run through their containers' ``__call__`` (and their hooks)."""
+    (once, and only for that same input tensor ``x``) instead of computing the unit: how a stacked product of
+    sibling units hands each unit its part while the branches still run through their containers' ``__call__``
+    (and their hooks)."""
     previous = getattr(_precomputed, "outputs", None)
     _precomputed.outputs = dict(outputs)
     try:
