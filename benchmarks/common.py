@@ -195,7 +195,7 @@ def format_table(results):
             lines.append(" " * 8 + "; ".join(f"{mode}: {note}" for mode, note in notes.items()))
     memory = [r for r in results if r.suite == "memory"]
     if memory:
-        lines += ["", f"{'training step peak memory above imports':50s} {'ours MiB':>9s} {'torch MiB':>9s} "
+        lines += ["", f"{'peak memory above imports (torch: best mode)':50s} {'ours MiB':>9s} {'torch MiB':>9s} "
                       f"{'ratio':>6s}"]
         for r in memory:
             lines.append(f"{r.name[:50]:50s} {r.extra['numba_peak_mib']:9.1f} {r.extra['torch_peak_mib']:9.1f} "
@@ -225,7 +225,7 @@ def format_markdown(results, header):
                          f"{best_text} | {to_best} | {gflops} | {share} |")
     memory = [r for r in results if r.suite == "memory"]
     if memory:
-        lines += ["", "| training step | peak MiB above imports, ours | PyTorch | ours / PyTorch |",
+        lines += ["", "| case | peak MiB above imports, ours | PyTorch (inference: its lower mode) | ours / PyTorch |",
                   "| --- | ---: | ---: | ---: |"]
         for r in memory:
             lines.append(f"| {r.name} | {r.extra['numba_peak_mib']:.1f} | {r.extra['torch_peak_mib']:.1f} | "

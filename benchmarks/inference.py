@@ -4,7 +4,8 @@ Ours runs the network as a user would (``model.eval()``, ``with ti.no_grad():``)
 convolutions' output pass, nothing recorded. PyTorch runs the same network with the same weights
 (`benchmarks.torch_mirror`, recorded once in eval mode) under ``torch.no_grad()`` in each of its CPU modes
 (`benchmarks.torch_modes`: eager, channels_last, torch.compile), all timed in alternating rounds in this process.
-``--quick``: batch 1 of every network and the batched case of GoogLeNet only, fewer rounds.
+``--quick``: batch 1 of every network and the batched case of GoogLeNet only, fewer rounds. Then the peak memory
+of each case (`benchmarks.memory.run_inference`, child processes), unless ``--torch-modes`` leaves out eager.
 """
 import numpy as np
 
@@ -100,4 +101,7 @@ def run(quick=False, repeats=7, cases=None, modes=MODES):
               + "".join(f"  [{mode}: {note}]" for mode, note in notes.items())
               + f"  (load {result.extra['load_average']:.1f})", flush=True)
         del model, callables
+    if "eager" in modes:
+        from benchmarks.memory import run_inference
+        results.extend(run_inference(quick, cases))
     return results

@@ -50,6 +50,72 @@ def _child(label, implementation, quick):
     return {"peak_mib": (_status_kib("VmHWM") - import_kib) / 1024, "import_mib": import_kib / 1024}
 
 
+def _inference_child(label, implementation):
+    """Peak memory of inference (eval, no_grad) for the inference suite's case ``label`` ("googlenet 16"):
+    ``numba`` (ours), ``torch`` (eager) or ``torch_channels_last``."""
+    import numpy as np
+    import torch
+    import tinyinception as ti
+    from benchmarks.inference import INFERENCE_CASES
+    from benchmarks.torch_mirror import TorchProgram
+    from benchmarks.torch_modes import to_channels_last
+    import_kib = _status_kib("VmRSS")
+    name, batch = label.split()
+    kwargs, size, _ = INFERENCE_CASES[name]
+    model = ti.models.create(name, num_classes=1000, **kwargs).eval()
+    x = ti.Tensor(np.random.default_rng(0).standard_normal((int(batch), 3, size, size)).astype(np.float32))
+    if implementation.startswith("torch"):
+        torch.set_num_threads(int(os.environ.get("TINYINCEPTION_BENCH_THREADS", 0)) or os.cpu_count() or 1)
+        program = TorchProgram.trace(lambda: model(x), torch)
+        if implementation == "torch_channels_last":
+            to_channels_last(torch, program)
+        del model
+        gc.collect()
+
+        def forward():
+            with torch.no_grad():
+                return program.run()
+    else:
+        def forward():
+            with ti.no_grad():
+                return model(x)
+    forward()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    forward()
+    forward()
+    return {"peak_mib": (_status_kib("VmHWM") - import_kib) / 1024, "import_mib": import_kib / 1024}
+
+
+def run_inference(quick=False, cases=None):
+    """Peak memory above imports of each inference case, ours against PyTorch eager and channels_last (compile is
+    left out: its peak holds the compiler's own memory)."""
+    from benchmarks.inference import inference_cases
+    results = []
+    for name, _, size, batch in inference_cases(quick):
+        label = f"{name} {batch}"
+        if cases and not any(c in f"{name} {batch}x3x{size}x{size}" for c in cases):
+            continue
+        result = Result("memory", f"inference {name} {batch}x3x{size}x{size}", "peak MiB (eval)")
+        try:
+            for implementation in ("numba", "torch", "torch_channels_last"):
+                measured = run_child(["-m", "benchmarks.memory", "--inference-child", label, implementation])
+                result.extra[implementation + "_peak_mib"] = measured["peak_mib"]
+        except Exception as error:
+            print(f"  {label}: skipped ({type(error).__name__}: {error})", flush=True)
+            continue
+        ours = result.extra["numba_peak_mib"]
+        best = min(result.extra["torch_peak_mib"], result.extra["torch_channels_last_peak_mib"])
+        result.extra["torch_peak_mib"], result.extra["torch_eager_peak_mib"] = best, result.extra["torch_peak_mib"]
+        result.extra["memory_ratio"] = ours / best
+        results.append(result)
+        print(f"  {result.name:44s} peak above imports: ours {ours:8.1f} MiB  PyTorch eager "
+              f"{result.extra['torch_eager_peak_mib']:8.1f}, channels_last "
+              f"{result.extra['torch_channels_last_peak_mib']:8.1f} MiB  ratio to the lower {ours / best:.2f}",
+              flush=True)
+    return results
+
+
 def _measure(label, implementation, quick):
     return run_child(["-m", "benchmarks.memory", "--child", label, implementation] + (["--quick"] if quick else []))
 
@@ -77,5 +143,7 @@ def run(quick=False, repeats=7, cases=None):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 4 and sys.argv[1] == "--child":
+    if len(sys.argv) >= 4 and sys.argv[1] == "--inference-child":
+        print(json.dumps(_inference_child(sys.argv[2], sys.argv[3])))
+    elif len(sys.argv) >= 4 and sys.argv[1] == "--child":
         print(json.dumps(_child(sys.argv[2], sys.argv[3], "--quick" in sys.argv)))
