@@ -190,7 +190,9 @@ def format_table(results):
             f"{(f'{gflops:8.1f}' if gflops is not None else '       -')} "
             f"{(f'{r.gemm_share:5.0%}' if r.gemm_share is not None else '    -')}"
         )
-        notes = r.extra.get("torch_notes") if r.extra else None
+        notes = dict(r.extra.get("torch_notes") or {}) if r.extra else {}
+        if r.extra and "vs_models_block" in r.extra:
+            notes["time / the ti.models block's"] = f"{r.extra['vs_models_block']:.2f}"
         if notes:
             lines.append(" " * 8 + "; ".join(f"{mode}: {note}" for mode, note in notes.items()))
     memory = [r for r in results if r.suite == "memory"]
@@ -221,6 +223,9 @@ def format_markdown(results, header):
             gflops = f"{r.gflops():.1f}" if r.gflops() else "-"
             share = f"{r.gemm_share:.0%}" if r.gemm_share is not None else "-"
             theirs_ms = f"{theirs * 1e3:.1f}" if theirs else "-"
+            if "vs_models_block" in r.extra:
+                theirs_ms = f"(ti.models block: {r.extra['models_block_seconds'] * 1e3:.1f}, ratio " \
+                            f"{r.extra['vs_models_block']:.2f})"
             lines.append(f"| {r.suite} | {r.name} | {r.variant} | {ours * 1e3:.1f} | {theirs_ms} | {speed} | "
                          f"{best_text} | {to_best} | {gflops} | {share} |")
     memory = [r for r in results if r.suite == "memory"]

@@ -159,3 +159,20 @@ def test_stacking_switched_off_gives_the_same_result():
     assert profile.calls["Conv2d.forward"] == 6
     close(stacked[0], unstacked[0], "output")
     close(stacked[1], unstacked[1], "input gradient")
+
+
+def test_an_optimized_user_block_runs_the_same_operations_as_the_models_block():
+    """Inception (3a) from ti.nn layers after ti.optimize runs exactly the operations of the ti.models block, forward
+    and backward: the machine-independent half of "as fast as the block from ti.models"."""
+    from benchmarks.user_blocks import UserInception
+    from tinyinception.models.inception_v1 import Inception
+    x_array = batch(6, (2, 24, 6, 6))
+    calls = {}
+    for name, block in (("models", Inception(24, 8, 12, 16, 2, 4, 4)), ("user", ti.optimize(UserInception(
+            24, 8, 12, 16, 2, 4, 4)))):
+        block.train()
+        with ti.using_kernels("numba"), ti.profiler.profile() as profile:
+            x = ti.Tensor(x_array, requires_grad=True)
+            block(x).sum().backward()
+        calls[name] = dict(profile.calls)
+    assert calls["user"] == calls["models"]
