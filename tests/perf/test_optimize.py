@@ -176,3 +176,22 @@ def test_an_optimized_user_block_runs_the_same_operations_as_the_models_block():
             block(x).sum().backward()
         calls[name] = dict(profile.calls)
     assert calls["user"] == calls["models"]
+
+
+def test_an_optimized_model_survives_deepcopy_and_pickle_and_optimize_leaves_the_networks_alone():
+    import pickle
+    _, optimized = block_pair()
+    x = ti.Tensor(batch(7))
+    optimized.eval()
+    with ti.no_grad():
+        expected = optimized(x).data
+        for twin in (copy.deepcopy(optimized), pickle.loads(pickle.dumps(optimized))):
+            close(twin(x).data, expected, "copied model")
+            assert twin.branch_3x3.__dict__["_siblings"].members[0] is twin.branch_1x1
+    network = ti.models.googlenet(num_classes=5, small_input=True, width=0.25, aux_logits=False).eval()
+    image = ti.Tensor(batch(8, (1, 3, 32, 32)))
+    with ti.no_grad():
+        before = network(image).data
+        assert ti.optimize(network) is network
+        np.testing.assert_array_equal(network(image).data, before)
+    assert not any(isinstance(m, nn.FusedSequential) for m in network.modules())
