@@ -4,9 +4,12 @@ The child imports everything (NumPy, Numba, torch, tinyinception), notes its res
 builds the network and the batch, runs one warm-up step, resets the kernel's high-water mark
 (``/proc/self/clear_refs``), runs two more steps and reports the high-water mark minus the import cost: weights,
 gradients, optimizer state and the step's activations and temporaries. The PyTorch child records our graph to
-build its program (`benchmarks.torch_mirror`) and drops our network before its warm-up step.
+build its program (`benchmarks.torch_mirror`), drops our network and hands the freed heap back to the system
+(``malloc_trim``) before its warm-up step.
 Linux only (it reads /proc).
 """
+import ctypes
+import ctypes.util
 import gc
 import json
 import os
@@ -22,6 +25,16 @@ def _status_kib(field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise RuntimeError(f"memory: {field} not found in /proc/self/status")
+
+
+def _release_freed_memory():
+    """Hand the heap's free blocks back to the system (glibc's ``malloc_trim``): the PyTorch child recorded our
+    graph to build its program, and tinyinception keeps freed memory for reuse (`tinyinception.allocator`), so
+    without this the recording's freed arrays would count in PyTorch's peak."""
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to release
+        pass
 
 
 def _child(label, implementation, quick):
@@ -40,6 +53,7 @@ def _child(label, implementation, quick):
         step = TorchStep(torch, model, images, labels)
         del model
         gc.collect()
+        _release_freed_memory()
     else:
         step = OurStep(model, images, labels)
     step()
@@ -71,6 +85,7 @@ def _inference_child(label, implementation):
             to_channels_last(torch, program)
         del model
         gc.collect()
+        _release_freed_memory()
 
         def forward():
             with torch.no_grad():
