@@ -51,3 +51,17 @@ def test_a_channels_last_program_computes_what_the_eager_one_does():
         outputs[mode] = forward()
     assert outputs["channels_last"].is_contiguous(memory_format=torch.channels_last)
     np.testing.assert_allclose(outputs["channels_last"].numpy(), outputs["eager"].numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.torch
+def test_the_replay_drops_each_intermediate_after_its_last_use_and_still_matches():
+    torch = pytest.importorskip("torch")
+    from benchmarks.torch_mirror import TorchProgram
+    ti.manual_seed(1)
+    model = ti.nn.Sequential(ti.nn.Conv2d(3, 4, 3, padding=1), ti.nn.BatchNorm2d(4), ti.nn.ReLU(),
+                             ti.nn.Conv2d(4, 2, 1)).eval()
+    x = ti.Tensor(np.random.default_rng(2).standard_normal((2, 3, 5, 5)).astype(np.float32))
+    program = TorchProgram.trace(lambda: model(x), torch)
+    dropped = [key for keys in program.release for key in keys]
+    assert len(dropped) == len(program.nodes) - 1  # every value but the output is dropped once read for the last time
+    program.check(rtol=1e-5, atol=1e-6)
