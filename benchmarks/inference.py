@@ -1,6 +1,7 @@
 """Inference: every network in eval mode under no_grad at its native resolution, at its batch and at batch 1.
 
-Ours runs the network as a user would (``model.eval()``, ``with ti.no_grad():``): BatchNorm folded into the
+The networks are untrained; their BatchNorm statistics are calibrated on the input first (`calibrated`). Ours runs
+the network as a user would (``model.eval()``, ``with ti.no_grad():``): BatchNorm folded into the
 convolutions' output pass, nothing recorded. PyTorch runs the same network with the same weights
 (`benchmarks.torch_mirror`, recorded once in eval mode) under ``torch.no_grad()`` in each of its CPU modes
 (`benchmarks.torch_modes`: eager, channels_last, torch.compile), all timed in alternating rounds in this process.
@@ -32,6 +33,23 @@ def inference_cases(quick):
     batched = [(name, kw, size, batch) for name, (kw, size, batch) in INFERENCE_CASES.items()
                if not quick or name in QUICK_BATCHED]
     return batched + [(name, kw, size, 1) for name, (kw, size, _) in INFERENCE_CASES.items()]
+
+
+def calibrated(model, images):
+    """``model`` in eval mode with every BatchNorm's running statistics set to the statistics of ``images`` (one
+    training-mode pass with momentum 1). Freshly initialised statistics (mean 0, variance 1) let the activations of
+    an untrained network grow layer after layer in eval mode (Inception-v3's logits reach ~1e12), which is nothing
+    like a trained network's inference and can change the speed of either side; calibrated, they stay normalised."""
+    norms = [m for m in model.modules() if isinstance(m, ti.nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 1.0
+    model.train()
+    with ti.no_grad():
+        model(ti.Tensor(images))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    return model.eval()
 
 
 def _ours(model, images):
@@ -79,8 +97,8 @@ def run(quick=False, repeats=7, cases=None, modes=MODES):
         if cases_filter and not any(c in label for c in cases_filter):
             continue
         ti.manual_seed(0)
-        model = ti.models.create(name, num_classes=1000, **kwargs).eval()
         images = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
+        model = calibrated(ti.models.create(name, num_classes=1000, **kwargs), images)
         callables = {"numba": _ours(model, images)}
         notes = {}
         if torch is not None:

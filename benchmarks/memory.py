@@ -70,14 +70,15 @@ def _inference_child(label, implementation):
     import numpy as np
     import torch
     import tinyinception as ti
-    from benchmarks.inference import INFERENCE_CASES
+    from benchmarks.inference import INFERENCE_CASES, calibrated
     from benchmarks.torch_mirror import TorchProgram
     from benchmarks.torch_modes import to_channels_last
     import_kib = _status_kib("VmRSS")
     name, batch = label.split()
     kwargs, size, _ = INFERENCE_CASES[name]
-    model = ti.models.create(name, num_classes=1000, **kwargs).eval()
-    x = ti.Tensor(np.random.default_rng(0).standard_normal((int(batch), 3, size, size)).astype(np.float32))
+    images = np.random.default_rng(0).standard_normal((int(batch), 3, size, size)).astype(np.float32)
+    model = calibrated(ti.models.create(name, num_classes=1000, **kwargs), images)
+    x = ti.Tensor(images)
     if implementation.startswith("torch"):
         torch.set_num_threads(int(os.environ.get("TINYINCEPTION_BENCH_THREADS", 0)) or os.cpu_count() or 1)
         program = TorchProgram.trace(lambda: model(x), torch)
