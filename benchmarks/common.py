@@ -52,6 +52,18 @@ class Result:
             return None
         return self.seconds[implementation] / self.seconds["torch"]
 
+    def best_torch(self):
+        """(mode key, seconds) of PyTorch's fastest mode measured ("torch" is eager), or None."""
+        modes = {k: v for k, v in self.seconds.items() if k.startswith("torch")}
+        return min(modes.items(), key=lambda item: item[1]) if modes else None
+
+    def ratio_to_best(self, implementation="numba"):
+        """Our time / the time of PyTorch's fastest mode (below 1.0: faster than PyTorch's best)."""
+        best = self.best_torch()
+        if best is None or implementation not in self.seconds:
+            return None
+        return self.seconds[implementation] / best[1]
+
     def gflops(self, implementation="numba"):
         if not self.flops or implementation not in self.seconds:
             return None
@@ -158,25 +170,34 @@ def blas_report():
 
 
 def format_table(results):
-    """The timing results as one table, then the memory results (if any) as a second one."""
+    """The timing results as one table (PyTorch eager's time, its best mode's, and our ratios to both), then the
+    memory results (if any) as a second one."""
     timed = [r for r in results if r.seconds]
-    header = (f"{'suite':7s} {'case':50s} {'variant':17s} {'numba ms':>9s} {'numpy ms':>9s} {'torch ms':>9s} "
-              f"{'ratio':>6s} {'GFLOP/s':>8s} {'gemm':>5s}")
+    header = (f"{'suite':7s} {'case':44s} {'variant':16s} {'numba ms':>9s} {'numpy ms':>9s} {'torch ms':>9s} "
+              f"{'ratio':>6s} {'best torch mode':>22s} {'/best':>6s} {'GFLOP/s':>8s} {'gemm':>5s}")
     lines = [header, "-" * len(header)]
     for r in timed:
         def ms(key):
             return f"{r.seconds[key] * 1e3:9.2f}" if key in r.seconds else f"{'-':>9s}"
-        ratio = r.ratio()
+        ratio, to_best, best = r.ratio(), r.ratio_to_best(), r.best_torch()
         gflops = r.gflops()
+        best_text = f"{best[0].replace('torch_', '')} {best[1] * 1e3:.1f}" if best and best[0] != "torch" else (
+            "eager" if best else "-")
         lines.append(
-            f"{r.suite:7s} {r.name[:50]:50s} {r.variant:17s} {ms('numba')} {ms('numpy')} {ms('torch')} "
-            f"{(f'{ratio:6.2f}' if ratio is not None else '     -')} "
+            f"{r.suite:7s} {r.name[:44]:44s} {r.variant[:16]:16s} {ms('numba')} {ms('numpy')} {ms('torch')} "
+            f"{(f'{ratio:6.2f}' if ratio is not None else '     -')} {best_text:>22s} "
+            f"{(f'{to_best:6.2f}' if to_best is not None else '     -')} "
             f"{(f'{gflops:8.1f}' if gflops is not None else '       -')} "
             f"{(f'{r.gemm_share:5.0%}' if r.gemm_share is not None else '    -')}"
         )
+        notes = dict(r.extra.get("torch_notes") or {}) if r.extra else {}
+        if r.extra and "vs_models_block" in r.extra:
+            notes["time / the ti.models block's"] = f"{r.extra['vs_models_block']:.2f}"
+        if notes:
+            lines.append(" " * 8 + "; ".join(f"{mode}: {note}" for mode, note in notes.items()))
     memory = [r for r in results if r.suite == "memory"]
     if memory:
-        lines += ["", f"{'training step peak memory above imports':50s} {'ours MiB':>9s} {'torch MiB':>9s} "
+        lines += ["", f"{'peak memory above imports (torch: best mode)':50s} {'ours MiB':>9s} {'torch MiB':>9s} "
                       f"{'ratio':>6s}"]
         for r in memory:
             lines.append(f"{r.name[:50]:50s} {r.extra['numba_peak_mib']:9.1f} {r.extra['torch_peak_mib']:9.1f} "
@@ -190,19 +211,26 @@ def format_markdown(results, header):
     lines = ["Measured with `python -m benchmarks`:", "", "```", header, "```", ""]
     timed = [r for r in results if r.seconds]
     if timed:
-        lines += ["| suite | case | variant | ours ms | PyTorch ms | speed vs PyTorch | GFLOP/s | GEMM share |",
-                  "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines += ["| suite | case | variant | ours ms | PyTorch eager ms | speed vs eager | PyTorch best mode ms | "
+                  "speed vs best | GFLOP/s | GEMM share |",
+                  "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in timed:
-            ours, theirs = r.seconds.get("numba"), r.seconds.get("torch")
+            ours, theirs, best = r.seconds.get("numba"), r.seconds.get("torch"), r.best_torch()
             speed = f"{1 / r.ratio():.2f}x" if r.ratio() else "-"
+            to_best = f"{1 / r.ratio_to_best():.2f}x" if r.ratio_to_best() else "-"
+            best_text = f"{best[1] * 1e3:.1f} ({best[0].replace('torch_', '').replace('torch', 'eager')})" \
+                if best else "-"
             gflops = f"{r.gflops():.1f}" if r.gflops() else "-"
             share = f"{r.gemm_share:.0%}" if r.gemm_share is not None else "-"
             theirs_ms = f"{theirs * 1e3:.1f}" if theirs else "-"
+            if "vs_models_block" in r.extra:
+                theirs_ms = f"(ti.models block: {r.extra['models_block_seconds'] * 1e3:.1f}, ratio " \
+                            f"{r.extra['vs_models_block']:.2f})"
             lines.append(f"| {r.suite} | {r.name} | {r.variant} | {ours * 1e3:.1f} | {theirs_ms} | {speed} | "
-                         f"{gflops} | {share} |")
+                         f"{best_text} | {to_best} | {gflops} | {share} |")
     memory = [r for r in results if r.suite == "memory"]
     if memory:
-        lines += ["", "| training step | peak MiB above imports, ours | PyTorch | ours / PyTorch |",
+        lines += ["", "| case | peak MiB above imports, ours | PyTorch (inference: its lower mode) | ours / PyTorch |",
                   "| --- | ---: | ---: | ---: |"]
         for r in memory:
             lines.append(f"| {r.name} | {r.extra['numba_peak_mib']:.1f} | {r.extra['torch_peak_mib']:.1f} | "

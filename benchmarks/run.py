@@ -1,6 +1,7 @@
 """Run the benchmark suites and print one table (and JSON).
 
-    python -m benchmarks --suite ops            # or blocks, models, train, memory, startup, all
+    python -m benchmarks --suite ops            # or blocks, models, train, memory, startup, inference, all
+    python -m benchmarks --suite inference --quick --torch-modes eager channels_last
     python benchmarks/run.py --suite ops --quick --json results.json --markdown results.md
 
 Our time and PyTorch's are measured in the same process on the same data; ``ratio`` = ours / PyTorch's
@@ -12,8 +13,10 @@ import importlib
 import os
 import sys
 
-SUITES = ("ops", "blocks", "models", "train", "memory", "startup")
+SUITES = ("ops", "blocks", "models", "train", "memory", "startup", "inference", "inference_memory")
 
+
+MODE_SUITES = ("inference", "blocks", "train")  # the suites that time PyTorch in several modes
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
                     "TINYINCEPTION_BENCH_THREADS")
@@ -50,6 +53,9 @@ def main(argv=None):
     parser.add_argument("--clock", default="wall", choices=("wall", "cpu"),
                         help="cpu: process CPU time, for a loaded machine; meaningful with --threads 1 only")
     parser.add_argument("--cases", nargs="*", default=None, help="only the cases whose name contains one of these")
+    parser.add_argument("--torch-modes", nargs="*", default=None, choices=("eager", "channels_last", "compile"),
+                        help="PyTorch's modes in the suites that measure several (inference, blocks, train); "
+                             "default: all three")
     args = parser.parse_args(argv)
     _reexec(args.keep_blas_env, args.threads)
 
@@ -59,7 +65,8 @@ def main(argv=None):
     print(header, flush=True)
     repeats = args.repeats or (3 if args.quick else 7)
     results = []
-    suites = {"all": SUITES, "models": ("models", "memory")}.get(args.suite, (args.suite,))
+    suites = {"all": tuple(s for s in SUITES if s != "inference_memory"),  # the inference suite runs it
+              "models": ("models", "memory")}.get(args.suite, (args.suite,))
     for suite in suites:
         print(f"\n== suite {suite} ==", flush=True)
         try:
@@ -68,8 +75,11 @@ def main(argv=None):
             print(f"suite {suite} is not available: {error}")
             continue
         options = {"cases": args.cases} if args.cases else {}
+        if args.torch_modes and suite in MODE_SUITES:
+            options["modes"] = tuple(args.torch_modes)
         results.extend(module.run(quick=args.quick, repeats=repeats, **options))
-    print("\nratio = our time / PyTorch's time (below 1.0: faster than PyTorch)\n")
+    print("\nratio = our time / PyTorch eager's time; /best = our time / PyTorch's best mode's time "
+          "(below 1.0: faster)\n")
     print(format_table(results))
     if args.json:
         write_json(results, args.json, header)

@@ -49,6 +49,23 @@ class TorchProgram:
     def __init__(self, torch, nodes, outputs, leaves, parameters, ours):
         self.torch, self.nodes, self.outputs = torch, nodes, outputs
         self.leaves, self.parameters, self.ours = leaves, parameters, ours
+        self.release = self._release_plan()
+
+    def _release_plan(self):
+        """For each node, the computed values no later node (nor the outputs) reads: `run` drops them right after
+        it, as eager PyTorch code frees an intermediate once its last user has run (without this, inference would
+        hold every activation to the end and PyTorch's peak memory would be overstated)."""
+        kept = {k[1] for k in self.outputs if isinstance(k, tuple) and k[0] == "node"}
+        last_use = {}
+        for index, (_, args, _, _) in enumerate(self.nodes):
+            for a in args:
+                if isinstance(a, tuple) and a[0] == "node":
+                    last_use[a[1]] = index
+        plan = [[] for _ in self.nodes]
+        for key, index in last_use.items():
+            if key not in kept:
+                plan[index].append(key)
+        return plan
 
     @classmethod
     def trace(cls, forward, torch=None):
@@ -76,9 +93,12 @@ class TorchProgram:
 
     def run(self):
         values = {}
-        for translate, args, options, key in self.nodes:
+        for (translate, args, options, key), done in zip(self.nodes, self.release):
             inputs = [values[a[1]] if isinstance(a, tuple) and a[0] == "node" else a for a in args]
             values[key] = translate(self.torch, inputs, options)
+            del inputs
+            for finished in done:
+                del values[finished]
         return [values[k[1]] if isinstance(k, tuple) and k[0] == "node" else k for k in self.outputs]
 
     def check(self, rtol=1e-3, atol=1e-3):

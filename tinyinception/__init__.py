@@ -14,6 +14,7 @@ from .functional import cat, concat
 from . import cuda, profiler
 from .gradcheck import gradcheck, GradcheckError
 from . import nn
+from .nn.optimize import optimize
 from . import optim
 from . import data
 from . import models, interop

@@ -11,9 +11,9 @@ are charged multiply-adds, the convention behind torchvision's published GFLOPS 
 A block's row adds up the parameters and multiply-adds of every module inside it (by name prefix), so the table
 can be cut at any depth (``max_depth=1``: just the stem layers and the Inception blocks). Modules that did not run
 in eval mode (GoogLeNet's auxiliary classifiers) are marked "not run": their parameters count in the model's
-total, not in what the forward pass used. A BatchNorm inside a Conv-BN-ReLU unit runs fused, as
-``bn.forward_relu(x)``, which bypasses ``__call__`` and its hooks: `summary` wraps those methods for the pass so
-they are recorded too.
+total, not in what the forward pass used. Fused paths step aside for hooks: a Conv-BN-ReLU unit whose layers carry
+forward hooks runs its convolution and BatchNorm through ``__call__`` (`tinyinception.nn.fold.conv_bn_relu`), so
+every layer is recorded with no special case here.
 
     >>> result = ti.summary(ti.models.googlenet(), (3, 224, 224), max_depth=1)   # prints the table
     >>> result.total_macs                                                          # 1,498,376,192 (1.498 G)
@@ -112,30 +112,9 @@ def _device_and_dtype(model, dtype):
     return "cpu", (dtype or np.float32)
 
 
-FUSED_METHODS = ("forward_relu",)  # layer methods called instead of __call__ (BatchNorm2d.forward_relu)
-
-
-def _wrap_fused(module, hook):
-    """Shadow ``module.forward_relu`` (and the like) by an instance attribute that also calls ``hook``.
-    Returns the names wrapped, for `_unwrap_fused`."""
-    wrapped = []
-    for method_name in FUSED_METHODS:
-        method = getattr(type(module), method_name, None)
-        if method is None:
-            continue
-
-        def call(*args, method=method, **kwargs):
-            output = method(module, *args, **kwargs)
-            hook(module, args, output)
-            return output
-        module.__dict__[method_name] = call
-        wrapped.append(method_name)
-    return wrapped
-
-
 def _record(model, x):
     """Run the model once with hooks; returns ({name: output shape}, {name: multiply-adds per image}, output)."""
-    shapes, macs, handles, wrapped = {}, {}, [], []
+    shapes, macs, handles = {}, {}, []
     for name, module in model.named_modules():
         def hook(module, inputs, output, name=name):
             shape = _first_shape(output)
@@ -143,16 +122,12 @@ def _record(model, x):
             if shape is not None:
                 macs[name] = macs.get(name, 0) + layer_macs(module, shape)
         handles.append(module.register_forward_hook(hook))
-        wrapped.append((module, _wrap_fused(module, hook)))
     try:
         with no_grad():
             output = model(x)
     finally:
         for handle in handles:
             handle.remove()
-        for module, names in wrapped:
-            for method_name in names:
-                del module.__dict__[method_name]
     return shapes, macs, output
 
 

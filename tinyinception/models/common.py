@@ -2,6 +2,7 @@
 
 from .. import functional as F
 from .. import nn
+from ..nn.fold import conv_bn_relu
 
 
 class BasicConv2d(nn.Module):
@@ -18,7 +19,7 @@ class BasicConv2d(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels, eps=eps)
 
     def forward(self, x):
-        return self.bn.forward_relu(self.conv(x))
+        return conv_bn_relu(self.conv, self.bn, x)
 
 
 class ConvReLU(nn.Module):

@@ -31,6 +31,7 @@ from collections import OrderedDict
 
 from .. import functional as F
 from .. import nn
+from ..nn.fold import conv_bn_relu
 from ..nn.fused import run_branches
 from .common import check_input_size, scaled
 from .registry import build, register
@@ -65,7 +66,7 @@ class ConvBNReLU(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels, eps=BN_EPS)
 
     def forward(self, x):
-        return self.bn.forward_relu(self.conv(x))
+        return conv_bn_relu(self.conv, self.bn, x)
 
 
 def _pool(kind):

@@ -9,3 +9,4 @@ from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from .simple import Dropout, Flatten, Identity, ReLU, Softmax
 from . import init
 from . import utils
+from .optimize import FusedSequential, optimize

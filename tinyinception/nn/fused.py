@@ -14,24 +14,31 @@ three (N, C, H, W) gradients) and one for the stacked weight's. The result equal
 the units' own.
 """
 import contextlib
+import threading
 
 from .. import backend
 from .. import functional as F
 from ..autograd import Function
 from ..kernels import layout
+from . import fold
 from .containers import Sequential
 
-_state = {"enabled": True}
+_state = threading.local()  # per thread: one thread switching stacking off leaves the others alone
+
+
+def stacking_enabled():
+    return getattr(_state, "enabled", True)
 
 
 @contextlib.contextmanager
 def stacking(enabled):
-    """``with stacking(False):`` runs the units one by one (e.g. to record the plain graph for PyTorch)."""
-    previous, _state["enabled"] = _state["enabled"], bool(enabled)
+    """``with stacking(False):`` runs the units one by one (e.g. to record the plain graph for PyTorch), in this
+    thread only."""
+    previous, _state.enabled = stacking_enabled(), bool(enabled)
     try:
         yield
     finally:
-        _state["enabled"] = previous
+        _state.enabled = previous
 
 
 def stacked_pointwise(x, units):
@@ -40,45 +47,62 @@ def stacked_pointwise(x, units):
     x: (N, C, H, W); units: Conv-BN-ReLU modules (submodules ``conv`` and ``bn``, e.g.
     ``models.common.BasicConv2d``) with 1x1, stride-1, unpadded convolutions from C channels (all with a bias or
     all without). Falls back to calling the units one by one where stacking does not apply (other kernels than
-    Numba, other unit kinds, a single unit, inside ``stacking(False)``) or when a unit or its convolution has
-    forward hooks (`ti.summary` counts each convolution through them).
+    Numba, other unit kinds, a single unit, inside ``stacking(False)``) or when a unit, its convolution or its
+    BatchNorm has forward hooks (`ti.summary` counts each convolution through them).
     """
-    if (not _state["enabled"] or len(units) < 2 or backend.kernels_for(x.data) != "numba"
-            or not all(_stackable(unit, x) for unit in units)
-            or len({unit.conv.bias is None for unit in units}) > 1):
+    if not stacks(x, units):
         return [unit(x) for unit in units]
-    weight = F.concat([unit.conv.weight for unit in units], dim=0)  # (F1 + F2 + ..., C, 1, 1)
-    has_bias = units[0].conv.bias is not None
-    bias = F.concat([unit.conv.bias for unit in units], dim=0) if has_bias else None
-    stacked = F.conv2d(x, weight, bias)  # channel-major (N, F1 + F2 + ..., H, W)
-    slices = split_channels(stacked, [unit.conv.out_channels for unit in units])
-    return [unit.bn.forward_relu(part) for unit, part in zip(units, slices)]
+    return [make() for make in stacked_parts(x, [(unit.conv, unit.bn) for unit in units])]
+
+
+def stacked_parts(x, pairs):
+    """The stacked product of the (conv, bn) ``pairs`` (checked with `stacks`) on x, as one function per pair that
+    returns that pair's ``relu(bn(conv(x)))``. A part is cut from the stacked output (and its BatchNorm run) only
+    when asked for, so a part nobody asks for takes no place in the graph: its channels get a zero gradient."""
+    weight = F.concat([conv.weight for conv, _ in pairs], dim=0)  # (F1 + F2 + ..., C, 1, 1)
+    sizes = [conv.out_channels for conv, _ in pairs]
+    if all(fold.foldable(conv, bn, x) for conv, bn in pairs):  # inference: one output pass for all units
+        split = ChannelSplit(fold.folded_conv(x, weight, pairs), sizes)
+        return [lambda i=i: split.part(i) for i in range(len(pairs))]
+    has_bias = pairs[0][0].bias is not None
+    bias = F.concat([conv.bias for conv, _ in pairs], dim=0) if has_bias else None
+    split = ChannelSplit(F.conv2d(x, weight, bias), sizes)  # channel-major (N, F1 + F2 + ..., H, W)
+    return [lambda i=i, bn=bn: bn.forward_relu(split.part(i)) for i, (_, bn) in enumerate(pairs)]
 
 
 def run_branches(x, branches):
     """``[branch(x) for branch in branches]``, with the 1x1 units that open the branches run as one stacked product.
 
     Each branch is either a 1x1 Conv-BN-ReLU unit itself or a ``Sequential`` whose first child is one (GoogLeNet's
-    and BN-Inception's ``branch_3x3 = Sequential(reduce=1x1, conv=3x3)``): the first children are stacked with
-    `stacked_pointwise`, then each Sequential's other children run on its part. When any branch has forward hooks
-    the branches are simply called, so that a hook on a branch sees it run whole (`ti.summary` relies on this).
+    and BN-Inception's ``branch_3x3 = Sequential(reduce=1x1, conv=3x3)``). The first units are stacked with
+    `stacked_parts`; then every branch is called as usual (``branch(x)``, so its forward hooks fire), and its
+    first unit, calling `fold.conv_bn_relu` on this ``x``, receives its part of the stacked product instead of
+    computing it (`fold.precomputed`).
     """
-    if any(branch._forward_hooks for branch in branches):
+    heads = [branch[0] if isinstance(branch, Sequential) else branch for branch in branches]
+    if not stacks(x, heads):
         return [branch(x) for branch in branches]
-    sequences = [isinstance(branch, Sequential) for branch in branches]
-    heads = [branch[0] if sequence else branch for branch, sequence in zip(branches, sequences)]
-    outputs = []
-    for branch, sequence, out in zip(branches, sequences, stacked_pointwise(x, heads)):
-        for child in (list(branch)[1:] if sequence else ()):
-            out = child(out)
-        outputs.append(out)
-    return outputs
+    parts = stacked_parts(x, [(head.conv, head.bn) for head in heads])
+    with fold.precomputed({id(head.conv): (x, part) for head, part in zip(heads, parts)}):
+        return [branch(x) for branch in branches]
+
+
+def stacks(x, units):
+    """True when `stacked_pointwise` runs ``units`` on ``x`` as one product (see its conditions)."""
+    return (stacking_enabled() and len(units) >= 2 and backend.kernels_for(x.data) == "numba"
+            and all(_stackable(unit, x) for unit in units)
+            and len({unit.conv.bias is None for unit in units}) == 1)
 
 
 def _stackable(unit, x):
-    conv = getattr(unit, "conv", None)
-    hooked = unit._forward_hooks or (conv is not None and conv._forward_hooks)
-    return (conv is not None and hasattr(unit, "bn") and not hooked and conv.groups == 1
+    conv, bn = getattr(unit, "conv", None), getattr(unit, "bn", None)
+    return conv is not None and bn is not None and not unit._forward_hooks and pair_stackable(conv, bn, x)
+
+
+def pair_stackable(conv, bn, x):
+    """True when the 1x1 unit (conv, bn) can join a stacked product on x: 1x1, stride 1, unpadded, no groups, from
+    x's channels in x's dtype, and no forward hooks on either layer (a hook sees its layer run on its own)."""
+    return (not conv._forward_hooks and not bn._forward_hooks and conv.groups == 1
             and conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0)
             and conv.in_channels == x.shape[1] and conv.weight.dtype == x.dtype)
 
@@ -90,33 +114,50 @@ def split_channels(x, sizes):
     last part's gradient has arrived. Every part must therefore reach the loss (true when the parts are branches
     of a block whose outputs are all concatenated); a part that never gets a gradient leaves x without one.
     """
-    if sum(sizes) != x.shape[1]:
-        raise ValueError(f"split_channels: sizes {list(sizes)} add up to {sum(sizes)}, but the input has "
-                         f"{x.shape[1]} channels (shape {x.shape})")
-    gathered = _GatheredGradient(len(sizes))
-    parts, start = [], 0
-    for size in sizes:
-        parts.append(ChannelSlice.apply(x, gathered, start, start + size))
-        start += size
-    return parts
+    split = ChannelSplit(x, sizes)
+    return [split.part(i) for i in range(len(sizes))]
+
+
+class ChannelSplit:
+    """x (N, sum(sizes), H, W) cut along channels; ``part(i)`` is the i-th slice, made when asked for. Channels of
+    parts never asked for get a zero gradient."""
+
+    def __init__(self, x, sizes):
+        if sum(sizes) != x.shape[1]:
+            raise ValueError(f"split_channels: sizes {list(sizes)} add up to {sum(sizes)}, but the input has "
+                             f"{x.shape[1]} channels (shape {x.shape})")
+        self.x, self.gathered = x, _GatheredGradient()
+        self.bounds = [(sum(sizes[:i]), sum(sizes[:i + 1])) for i in range(len(sizes))]
+
+    def part(self, index):
+        start, stop = self.bounds[index]
+        self.gathered.expect(start, stop)
+        return ChannelSlice.apply(self.x, self.gathered, start, stop)
 
 
 class _GatheredGradient:
-    """The gradient of a split tensor, filled part by part; complete once every part has written its slice."""
+    """The gradient of a split tensor, filled part by part; complete once every part made has written its slice
+    (the channels of no part are zero)."""
 
-    def __init__(self, parts):
-        self.parts, self.pending, self.grad = parts, parts, None
+    def __init__(self):
+        self.ranges, self.pending, self.grad = [], 0, None
+
+    def expect(self, start, stop):
+        self.ranges.append((start, stop))
+        self.pending += 1
 
     def add(self, reference, start, stop, grad_part):
         """Write ``grad_part`` into channels [start, stop); return the whole gradient when it is complete,
         else None (autograd then waits for the other parts)."""
         if self.grad is None:
             self.grad = layout.empty_like_layout(reference)  # channel-major like x: each slice contiguous
+            if sum(stop_ - start_ for start_, stop_ in self.ranges) < reference.shape[1]:
+                self.grad[...] = 0  # some channels belong to no part made: their gradient is zero
         self.grad[:, start:stop] = grad_part
         self.pending -= 1
         if self.pending:
             return None
-        grad, self.grad, self.pending = self.grad, None, self.parts  # ready for another backward (retain_graph)
+        grad, self.grad, self.pending = self.grad, None, len(self.ranges)  # ready for another backward (retain_graph)
         return grad
 
 
