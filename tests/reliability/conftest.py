@@ -12,9 +12,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TINY = ["--quick", "--train-size", "64", "--test-size", "32", "--batch-size", "32", "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def _numpy_kernels():
-    """Tiny shapes: the NumPy kernels start faster than Numba's threads (the command line is under test)."""
+@pytest.fixture
+def numpy_kernels():
+    """Tiny shapes: the NumPy kernels start faster than Numba's threads (for the tests of the command line, runs
+    and files; ``pytestmark = pytest.mark.usefixtures("numpy_kernels")`` in their modules). Not for the tests of
+    kernels, threads and numerics, which choose their kernels themselves."""
     with ti.using_kernels("numpy"):
         yield
 

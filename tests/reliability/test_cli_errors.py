@@ -5,6 +5,8 @@ import pytest
 
 from conftest import PYTHON, child_environment
 
+pytestmark = pytest.mark.usefixtures("numpy_kernels")
+
 
 def _empty_folder_dataset(root):
     for split in ("train", "test"):

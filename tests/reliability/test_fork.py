@@ -5,6 +5,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("numpy_kernels")
+
 CHILD_SCRIPT = textwrap.dedent("""
     import os, sys, warnings
     import numpy as np

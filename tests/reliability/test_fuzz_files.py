@@ -11,6 +11,8 @@ import tinyinception as ti
 from tinyinception.data import CIFAR10, DatasetFormatError, IDXFormatError, read_idx
 from tinyinception.data.image_folder import read_image
 
+pytestmark = pytest.mark.usefixtures("numpy_kernels")
+
 CASES = 60      # mutations per reader and kind
 
 

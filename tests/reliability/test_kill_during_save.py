@@ -14,6 +14,8 @@ import tinyinception as ti
 from conftest import PYTHON, child_environment
 from killable_run import run
 
+pytestmark = pytest.mark.usefixtures("numpy_kernels")
+
 EPOCHS = 4
 HERE = os.path.dirname(os.path.abspath(__file__))
 

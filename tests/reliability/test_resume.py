@@ -10,6 +10,8 @@ from tinyinception.data import ArrayDataset, DataLoader
 
 from conftest import TINY
 
+pytestmark = pytest.mark.usefixtures("numpy_kernels")
+
 CLASSES = 4
 
 

@@ -4,10 +4,14 @@ import os
 import signal
 import subprocess
 
+import pytest
+
 import tinyinception as ti
 from tinyinception.train import RunFolderBusy, RunLock
 
 from conftest import PYTHON, TINY, child_environment
+
+pytestmark = pytest.mark.usefixtures("numpy_kernels")
 
 
 def _hold_lock(folder):
