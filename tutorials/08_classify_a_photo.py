@@ -10,14 +10,16 @@ The published weights (torchvision's ``IMAGENET1K_V1``, 50 MB) are used when the
 (``$TINYINCEPTION_HOME/weights``) or can be downloaded. Offline (as in CI) the tutorial trains a small GoogLeNet
 on the built-in Shapes10 data instead and says plainly what that network can and cannot tell about a photo.
 
-Run it with ``python tutorials/08_classify_a_photo.py``: about a minute with the weights cached (plus the
+Run time: ``python tutorials/08_classify_a_photo.py`` takes about a minute with the weights cached (plus the
 download the first time), one to two minutes offline on two cores. ``--quick`` is the fast mode (seconds: it
 never downloads, and the offline stand-in trains on a few hundred images); ``--offline`` skips the download.
 Figures are saved under ``runs/tutorials/08_classify_a_photo/``.
 """
 
-# %%
+# %% [markdown]
 # Set-up: the photo, the options, the output folder.
+
+# %%
 import argparse
 import os
 import time
@@ -44,7 +46,7 @@ record = ti.models.get_weights("googlenet", "IMAGENET1K_V1")
 print(f"photo: {PHOTO} ({photo.size[0]}x{photo.size[1]} pixels)")
 print(f"weights: {record.source}\n  {record.url}\n  preprocessing: {record.transforms().describe()}")
 
-# %%
+# %% [markdown]
 # Preprocessing, step by step
 # ---------------------------
 #
@@ -52,6 +54,8 @@ print(f"weights: {record.source}\n  {record.url}\n  preprocessing: {record.trans
 # resize the shorter side to 256 pixels (bilinear), cut the central 224x224 square, scale to 0-1, then subtract
 # ImageNet's per-channel mean and divide by its standard deviation. ``record.transforms()`` does all of it;
 # here its three stages are called one by one so each can be looked at.
+
+# %%
 preprocess = record.transforms()
 resized = preprocess.resize(photo)
 cropped = preprocess.crop(resized)
@@ -73,7 +77,7 @@ for axis in axes:
     axis.axis("off")
 figure.savefig(os.path.join(OUT, "preprocessing.png"), dpi=80)
 
-# %%
+# %% [markdown]
 # The network: published weights, or an honest stand-in
 # ------------------------------------------------------
 #
@@ -83,7 +87,7 @@ figure.savefig(os.path.join(OUT, "preprocessing.png"), dpi=80)
 # a message saying where to download the file by hand; the tutorial then falls back to a network it can train
 # here.
 
-
+# %%
 def published_googlenet():
     """GoogLeNet with the published weights, or None (offline, --quick without a cached file, --offline)."""
     if (args.quick or args.offline) and not os.path.isfile(cached_path(record)):
@@ -142,7 +146,7 @@ axis.set_title(label, fontsize=10)
 figure.tight_layout()
 figure.savefig(os.path.join(OUT, "top5.png"), dpi=80)
 
-# %%
+# %% [markdown]
 # Four branches of one Inception block
 # ------------------------------------
 #
@@ -151,6 +155,8 @@ figure.savefig(os.path.join(OUT, "top5.png"), dpi=80)
 # their outputs on the channel axis. A forward hook catches the input of block ``inception3a`` for this photo;
 # each branch is then run on it alone. Shown: for each branch, the mean over its output channels and its
 # single most active channel.
+
+# %%
 block = model.inception3a
 captured = {}
 

@@ -12,7 +12,7 @@ builds that idea up from nothing:
 4. why BatchNorm breaks the equality, how ``SyncBatchNorm`` restores it, and why Inception's BatchNorm needs it at
    small per-rank batches.
 
-Run it as ``python tutorials/12_data_parallel.py`` (about a minute on 2 cores) or with ``--quick`` (seconds).
+Run time: about a minute on 2 cores as ``python tutorials/12_data_parallel.py``, seconds with ``--quick``.
 It needs no MPI: part 3 starts ``mpiexec -n 2`` on this same file when mpi4py and mpiexec are installed
 (``pip install 'tinyinception[mpi]'``) and says so when they are not. Figures go to
 ``runs/tutorials/12_data_parallel/``.
@@ -35,7 +35,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--quick", action="store_true", help="smaller everything: seconds")
 parser.add_argument("--mpi-worker", action="store_true", help="(used by part 3 under mpiexec)")
 args, _ = parser.parse_known_args()
-OUT = pathlib.Path("runs/tutorials/12_data_parallel")
+OUT = pathlib.Path(os.path.join("runs", "tutorials", "12_data_parallel"))
 STEPS = 5 if args.quick else 20
 
 
@@ -113,7 +113,7 @@ if args.mpi_worker:
 
 OUT.mkdir(parents=True, exist_ok=True)
 
-# %%
+# %% [markdown]
 # 1. Data parallelism by hand: two ranks in one process
 # -----------------------------------------------------
 #
@@ -123,6 +123,7 @@ OUT.mkdir(parents=True, exist_ok=True)
 # divide by 2) give every replica the gradient one process would have computed. Without BatchNorm this is exact
 # up to rounding.
 
+# %%
 images, labels = make_batch(16)
 whole = gradients(make_model(batchnorm=False), images, labels)
 rank_gradients = [gradients(make_model(batchnorm=False), images[8 * r:8 * r + 8], labels[8 * r:8 * r + 8])
@@ -131,16 +132,17 @@ averaged = {name: (rank_gradients[0][name] + rank_gradients[1][name]) / 2 for na
 difference = max(float(np.max(np.abs(averaged[n] - whole[n]))) for n in whole)
 print(f"no BatchNorm: mean of the two halves' gradients vs the whole batch's: largest difference {difference:.1e}")
 
-# %%
+# %% [markdown]
 # With BatchNorm the equality breaks: each half is normalised with its own mean and variance, so the two
 # replicas compute a different function from the one-process network, not just a different split of the sum.
 
+# %%
 whole_bn = gradients(make_model(), images, labels)
 halves_bn = [gradients(make_model(), images[8 * r:8 * r + 8], labels[8 * r:8 * r + 8]) for r in range(2)]
 difference_bn = max(float(np.max(np.abs((halves_bn[0][n] + halves_bn[1][n]) / 2 - whole_bn[n]))) for n in whole_bn)
 print(f"with BatchNorm: the same comparison differs by {difference_bn:.1e} (the statistics differ)")
 
-# %%
+# %% [markdown]
 # 2. The ring all-reduce
 # ----------------------
 #
@@ -150,7 +152,7 @@ print(f"with BatchNorm: the same comparison differs by {difference_bn:.1e} (the 
 # 2 (K - 1) / K x G in all, almost independent of K. That is why the time of an all-reduce is
 # ``2 (K - 1) / K x G / bandwidth + 2 (K - 1) x latency`` (docs/distributed.md turns it into scaling tables).
 
-
+# %%
 def ring_allreduce(arrays):
     """Sum of the K arrays, computed the way K ranks in a ring do; returns (results per rank, floats sent)."""
     k = len(arrays)
@@ -176,7 +178,7 @@ for k in (2, 4, 8):
     print(f"K={k}: every rank holds the sum; each sent {sent // k} floats = {sent / k / 1000:.2f} x the gradient "
           f"(2 (K-1)/K = {2 * (k - 1) / k:.2f})")
 
-# %%
+# %% [markdown]
 # 3. DataParallel for real, over MPI
 # ----------------------------------
 #
@@ -188,6 +190,7 @@ for k in (2, 4, 8):
 # installed): both ranks train the BatchNorm network for a few steps on their halves of each batch of 16,
 # first with plain BatchNorm, then with SyncBatchNorm, and rank 0 compares with one process at batch 16.
 
+# %%
 launcher = shutil.which("mpiexec")
 beside = pathlib.Path(sys.executable).parent / "mpiexec"
 launcher = str(beside) if beside.exists() else launcher
@@ -205,7 +208,7 @@ else:
           "world of one process ti.distributed.init() gives rank 0 of 1 and DataParallel changes nothing:",
           ti.distributed.init())
 
-# %%
+# %% [markdown]
 # 4. SyncBatchNorm: the statistics of the whole batch
 # ---------------------------------------------------
 #
@@ -213,6 +216,7 @@ else:
 # forward pass, and the two sums of the gradient in backward. The mean and variance are then those of all ranks'
 # images together: the sums of two shards add up to the sums of the whole batch, exactly.
 
+# %%
 x = np.random.default_rng(3).standard_normal((16, 8)) * 2 + 5
 shards = [x[:8], x[8:]]
 sums = sum(np.stack([s.sum(axis=0), (s * s).sum(axis=0)]) for s in shards)     # what the all-reduce adds up
@@ -220,13 +224,14 @@ mean, variance = sums[0] / 16, sums[1] / 16 - (sums[0] / 16) ** 2
 print(f"mean and variance from the shards' summed sums vs the whole batch: "
       f"{np.max(np.abs(mean - x.mean(axis=0))):.1e}, {np.max(np.abs(variance - x.var(axis=0))):.1e}")
 
-# %%
+# %% [markdown]
 # Why Inception needs it at small per-rank batches. Each BatchNorm layer normalises with a batch estimate of its
 # channel's mean. The noise of that estimate falls like 1 / sqrt(per-rank batch): at 2 or 4 images per rank
 # (Inception-v3 at 299x299 on a memory-limited GPU) each replica trains a visibly different, noisier network, and
 # its running statistics disagree with what evaluation will use. Measured below on the first Conv-BN unit of a
 # GoogLeNet, on Shapes10 images: the spread of the batch mean around the mean over 512 images.
 
+# %%
 images_all = ti.data.Shapes10("train", size=256 if args.quick else 512, seed=0).get_batch(np.arange(256 if args.quick
                                                                                                     else 512))[0]
 googlenet = ti.models.googlenet(num_classes=10, width=0.125, small_input=True)
@@ -252,7 +257,7 @@ figure.tight_layout()
 figure.savefig(OUT / "batch_statistics_noise.png", dpi=100)
 print(f"figure: {OUT / 'batch_statistics_noise.png'}")
 
-# %%
+# %% [markdown]
 # What to take away: ``mpirun -n K python -m tinyinception train --sync-batchnorm`` with ``--batch-size`` the global
 # batch trains the same network as one process at that batch (tests/distributed checks it to 1e-10 in float64);
 # without ``--sync-batchnorm`` each rank normalises its own B / K images, which is fine from about 16-32 images per
