@@ -86,7 +86,7 @@ def test_cli_resume_with_another_optimizer_and_lr_says_so(cli, tmp_path):
     resume_lines = [line for line in printed.splitlines() if line.startswith("resuming")]
     assert len(resume_lines) == 1
     assert "optimizer Adam -> SGD (started fresh" in resume_lines[0]
-    assert "epochs 1 -> 2" in resume_lines[0]
+    assert "lr 0.0005 -> 0.01" in resume_lines[0] and "epochs 1 -> 2" in resume_lines[0]
     state = ti.train.load_checkpoint(out / "last.ckpt")
     assert state["plan"]["optimizer"] == "SGD" and state["plan"]["settings"][0]["lr"] == 0.01
     assert all("momentum_buffer" in buffers for buffers in state["optimizer"]["state"].values())

@@ -39,12 +39,14 @@ def _same(a, b):
     return a == b
 
 
-def _setting_changes(saved, planned):
-    """'lr 0.001 -> 0.002'-style texts for every setting of the first group that differs."""
+def _setting_changes(saved, planned, common_only=False):
+    """'lr 0.001 -> 0.002'-style texts for every setting of the first group that differs (with ``common_only``,
+    of the settings both groups have: another optimizer's own settings are new, not changed)."""
     if not saved or not planned:
         return []
     old, new = saved[0], planned[0]
-    return [f"{key} {old.get(key)} -> {new.get(key)}" for key in sorted(set(old) | set(new))
+    keys = set(old) & set(new) if common_only else set(old) | set(new)
+    return [f"{key} {old.get(key)} -> {new.get(key)}" for key in sorted(keys)
             if not _same(old.get(key), new.get(key))]
 
 
@@ -76,6 +78,7 @@ def restore_optimizer_and_schedule(state, optimizer, scheduler, planned, schedul
     else:
         changed.append(f"optimizer {saved.get('optimizer')} -> {planned['optimizer']} (started fresh: its state "
                        f"cannot carry over)")
+        changed.extend(_setting_changes(saved.get("settings"), planned["settings"], common_only=True))
     if saved is None or (same_class and saved == planned):
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
