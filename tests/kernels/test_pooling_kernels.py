@@ -210,3 +210,30 @@ def test_max_pool_3x3_kernel_matches_numpy(shape, stride, padding, out_size, dty
     expected_out, expected_argmax = max_pool2d_forward_numpy(x, (3, 3), stride, padding, out_size)
     np.testing.assert_array_equal(out, expected_out)
     np.testing.assert_array_equal(argmax, expected_argmax)
+
+
+# name: (x shape, kernel, stride, padding, out size): one case per Numba max-pool kernel
+MAX_POOL_PATHS = {
+    "same_size": ((2, 3, 28, 28), (3, 3), (1, 1), (1, 1), (28, 28)),
+    "rows": ((2, 3, 20, 20), (3, 3), (1, 1), (0, 0), (18, 18)),
+    "three_by_three": ((2, 3, 15, 15), (3, 3), (2, 2), (0, 0), (7, 7)),
+    "scalar": ((2, 3, 9, 9), (2, 2), (2, 2), (0, 0), (4, 4)),
+}
+
+
+@pytest.mark.parametrize("nan", [False, True], ids=["finite", "nan"])
+@pytest.mark.parametrize("case", sorted(MAX_POOL_PATHS))
+@pytest.mark.parametrize("kernels", ["numpy", "numba"])
+def test_max_pool_without_argmax_gives_the_same_maxima(case, kernels, nan):
+    """Inference asks for no argmax: the maxima are bit for bit those of the full kernel, and no argmax comes."""
+    shape, kernel, stride, padding, out_size = MAX_POOL_PATHS[case]
+    x = random_array(7, shape, np.float32)
+    if nan:
+        x[0, 1, 4, 5] = np.nan
+    with backend.using_kernels(kernels):
+        full, argmax = max_pool2d_forward(x, kernel, stride, padding, out_size)
+        maxima, none = max_pool2d_forward(x, kernel, stride, padding, out_size, keep_argmax=False)
+    assert none is None and argmax is not None
+    np.testing.assert_array_equal(maxima, full)
+    reference, _ = max_pool2d_forward_numpy(x, kernel, stride, padding, out_size)
+    np.testing.assert_array_equal(maxima, reference)

@@ -20,7 +20,9 @@ class MaxPool2d(Function):
         self.x_shape, self.empty = x.shape, x.size == 0
         if self.empty:
             return _empty(x.shape, out_size, x.dtype, backend.get_array_module(x))
-        out, self.argmax = kernels.max_pool2d_forward(x, kernel_size, stride, padding, out_size)
+        # the argmax is found only when a backward will need it (inference skips that work)
+        out, self.argmax = kernels.max_pool2d_forward(x, kernel_size, stride, padding, out_size,
+                                                      keep_argmax=any(self.needs_input_grad))
         return out
 
     def backward(self, grad_output):

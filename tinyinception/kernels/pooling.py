@@ -151,8 +151,9 @@ def _clipped_window(o, stride, pad, kernel, size):
 
 @threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
-def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw):
-    """x_planes: (P, H, W) -> out_planes, argmax_planes: (P, out_h, out_w), filled in place.
+def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw, keep_argmax):
+    """x_planes: (P, H, W) -> out_planes, argmax_planes: (P, out_h, out_w), filled in place (argmax_planes only
+    with ``keep_argmax``: inference needs no argmax, and passes 2 and 3 below are skipped).
 
     Fast because: one thread per (n, c) plane, and each output row is built in two passes that
     run tap by tap along the row over slices indexed from 0 (never negative, unit stride when
@@ -173,7 +174,6 @@ def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw
         x_plane = x_planes[plane]
         for oh in range(out_h):
             out_row = out_planes[plane, oh]
-            argmax_row = argmax_planes[plane, oh]
             h_first, h_end = _clipped_window(oh, sh, ph, kh, height)
             out_row[:] = -np.inf
             for ih in range(h_first, h_end):  # pass 1: the maxima
@@ -191,6 +191,9 @@ def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw
                         for t in range(best.size):
                             value = x_row[first + t * sw]
                             best[t] = value if (value > best[t] or value != value) else best[t]
+            if not keep_argmax:
+                continue
+            argmax_row = argmax_planes[plane, oh]
             for ih in range(h_end - 1, h_first - 1, -1):  # pass 2: the first tap holding them
                 x_row = x_plane[ih]
                 for j in range(kw - 1, -1, -1):
@@ -334,7 +337,7 @@ def _block_own_range(count, shift):
 @threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _max_pool_same_size(x_flat, out_flat, argmax_flat, plane_pixels, shifts, inside,
-                        first_shift):
+                        first_shift, keep_argmax):
     """Stride-1 max pooling whose output plane has the input's size, e.g. Inception's 3x3,
     padding-1 branch pool. x_flat, out_flat, argmax_flat: the (P, H, W) planes flattened.
 
@@ -344,7 +347,8 @@ def _max_pool_same_size(x_flat, out_flat, argmax_flat, plane_pixels, shifts, ins
     tap: a branch-free select ``take = inside and (v > best or v is NaN)`` that LLVM vectorises.
     Taps in scan order with a strict ``>`` keep the first maximum (a NaN always takes over, so
     the last NaN wins, like PyTorch); the winner is kept as a shift (int32, vector friendly) and
-    turned into the flat index ``q + shift`` at the end.
+    turned into the flat index ``q + shift`` at the end. Without ``keep_argmax`` (inference) only the maxima are
+    computed and ``argmax_flat`` is not touched.
     """
     total = out_flat.size
     block = inside.shape[1]
@@ -359,14 +363,22 @@ def _max_pool_same_size(x_flat, out_flat, argmax_flat, plane_pixels, shifts, ins
             ok = inside[k]
             lo, hi = _block_tap_range(q0, count, shift, total)  # never outside x (those taps are outside anyway)
             taps = x_flat[q0 + lo + shift:q0 + hi + shift]
-            for t in range(hi - lo):
-                q = lo + t
-                value = taps[t]
-                take = ok[q] and (value > best[q] or value != value)
-                best[q] = value if take else best[q]
-                winner[q] = shift if take else winner[q]
-        for q in range(count):
-            argmax_flat[q0 + q] = (q0 + q) % plane_pixels + winner[q]
+            if keep_argmax:
+                for t in range(hi - lo):
+                    q = lo + t
+                    value = taps[t]
+                    take = ok[q] and (value > best[q] or value != value)
+                    best[q] = value if take else best[q]
+                    winner[q] = shift if take else winner[q]
+            else:
+                for t in range(hi - lo):
+                    q = lo + t
+                    value = taps[t]
+                    take = ok[q] and (value > best[q] or value != value)
+                    best[q] = value if take else best[q]
+        if keep_argmax:
+            for q in range(count):
+                argmax_flat[q0 + q] = (q0 + q) % plane_pixels + winner[q]
 
 
 @threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
@@ -577,35 +589,43 @@ def _input_planes(x):
 
 
 def _max_pool_same_size_flat(x_planes, out, argmax, kernel_size, padding):
-    """Runs ``_max_pool_same_size`` on x_planes (P, H, W) into out/argmax (same layout)."""
+    """Runs ``_max_pool_same_size`` on x_planes (P, H, W) into out/argmax (same layout; argmax None: maxima only)."""
     planes, height, width = x_planes.shape
     block_planes = max(1, _FLAT_BLOCK_PIXELS // (height * width))
     shifts, inside, first_shift = _same_size_taps(height, width, *kernel_size, *padding,
                                                   block_planes)
-    _max_pool_same_size(x_planes.reshape(-1), layout.planes(out).reshape(-1),
-                        layout.planes(argmax).reshape(-1), height * width, shifts, inside,
-                        first_shift)
+    argmax_flat = _NO_ARGMAX.reshape(-1) if argmax is None else layout.planes(argmax).reshape(-1)
+    _max_pool_same_size(x_planes.reshape(-1), layout.planes(out).reshape(-1), argmax_flat, height * width, shifts,
+                        inside, first_shift, argmax is not None)
 
 
-def max_pool2d_forward_numba(x, kernel_size, stride, padding, out_size):
+_NO_ARGMAX = np.zeros((1, 1, 1), dtype=np.int64)  # what the kernels get for argmax when it is not kept
+
+
+def max_pool2d_forward_numba(x, kernel_size, stride, padding, out_size, keep_argmax=True):
     """Numba max pooling (parallel over planes); out and argmax keep x's memory layout.
-    Same contract as the NumPy reference."""
+    Same contract as the NumPy reference; without ``keep_argmax`` (inference) argmax is None, and the same-size
+    and row kernels skip finding it (the scalar kernels find it on the way, in registers)."""
     n, c, h, w = x.shape
     out_h, out_w = out_size
     x, x_planes = _input_planes(x)
     out = layout.empty_like_layout(x, (n, c, out_h, out_w))
-    argmax = layout.empty_like_layout(x, (n, c, out_h, out_w), dtype=np.int64)
-    if out.size:
-        if _same_size_pays(x.shape, kernel_size, stride, out_size):
-            _max_pool_same_size_flat(x_planes, out, argmax, kernel_size, padding)
-            return out, argmax
-        if _row_kernel_pays(stride, out_size):
-            _max_pool_planes(x_planes, layout.planes(out), layout.planes(argmax), *kernel_size, *stride, *padding)
-        elif tuple(kernel_size) == (3, 3):
-            _max_pool_3x3_planes(x_planes, layout.planes(out), layout.planes(argmax), *stride, *padding)
-        else:
-            _max_pool_planes_scalar(x_planes, layout.planes(out), layout.planes(argmax), *kernel_size, *stride,
-                                    *padding)
+    argmax = layout.empty_like_layout(x, (n, c, out_h, out_w), dtype=np.int64) if keep_argmax else None
+    if not out.size:
+        return out, argmax
+    if _same_size_pays(x.shape, kernel_size, stride, out_size):
+        _max_pool_same_size_flat(x_planes, out, argmax, kernel_size, padding)
+        return out, argmax
+    if _row_kernel_pays(stride, out_size):
+        argmax_planes = _NO_ARGMAX if argmax is None else layout.planes(argmax)
+        _max_pool_planes(x_planes, layout.planes(out), argmax_planes, *kernel_size, *stride, *padding, keep_argmax)
+        return out, argmax
+    found = layout.empty_like_layout(x, (n, c, out_h, out_w), dtype=np.int64) if argmax is None else argmax
+    if tuple(kernel_size) == (3, 3):
+        _max_pool_3x3_planes(x_planes, layout.planes(out), layout.planes(found), *stride, *padding)
+    else:
+        _max_pool_planes_scalar(x_planes, layout.planes(out), layout.planes(found), *kernel_size, *stride,
+                                *padding)
     return out, argmax
 
 
@@ -875,12 +895,17 @@ def _check_grad_out(op, grad_out, x_shape, out_size):
     check_shape(op, "grad_out", grad_out, tuple(x_shape[:2]) + tuple(out_size))
 
 
-def max_pool2d_forward(x, kernel_size, stride, padding, out_size):
+def max_pool2d_forward(x, kernel_size, stride, padding, out_size, keep_argmax=True):
     """Max pooling of ``x`` (N, C, H, W): returns ``(out, argmax)``, both (N, C, out_h, out_w);
-    ``argmax`` (int64) is the flat index ``h*W + w`` of each maximum in its input plane."""
+    ``argmax`` (int64) is the flat index ``h*W + w`` of each maximum in its input plane. ``keep_argmax=False``
+    (inference: no backward will need it) returns ``(out, None)``, and the Numba kernels skip finding it."""
     _check_input("max_pool2d", x)
     args = _pool_args("max_pool2d", kernel_size, stride, padding, out_size)
-    return _MAX_FORWARD[backend.kernels_for(x)](x, *args)
+    kernels = backend.kernels_for(x)
+    if kernels == "numba":
+        return max_pool2d_forward_numba(x, *args, keep_argmax=keep_argmax)
+    out, argmax = _MAX_FORWARD[kernels](x, *args)
+    return out, argmax if keep_argmax else None
 
 
 def max_pool2d_backward(grad_out, argmax, x_shape):
