@@ -185,3 +185,17 @@ try:
                                    suppress_health_check=[HealthCheck.function_scoped_fixture])
 except ImportError:  # hypothesis is a test extra; tests that use it import it themselves and fail clearly
     HYPOTHESIS_SETTINGS = None
+
+
+def randomise_batch_norms(model, seed=0):
+    """Every BatchNorm2d's running statistics and affine parameters set far from their defaults (in place), so
+    that a wrong fold, eps or statistic shows in the output. Returns ``model``."""
+    rng = np.random.default_rng(seed)
+    for module in model.modules():
+        if isinstance(module, ti.nn.BatchNorm2d):
+            c = module.num_features
+            module.running_mean.data[...] = rng.normal(0, 0.5, c)
+            module.running_var.data[...] = rng.uniform(0.5, 2.0, c)
+            module.weight.data[...] = rng.uniform(0.5, 1.5, c)
+            module.bias.data[...] = rng.normal(0, 0.2, c)
+    return model

@@ -11,6 +11,8 @@ from tinyinception.kernels import epilogue, layout
 from tinyinception.models.common import BasicConv2d
 from tinyinception.nn import fold, fused
 
+from helpers import randomise_batch_norms
+
 NETWORKS = {  # name: (builder arguments, input size)
     "googlenet": (dict(aux_logits=False, small_input=True, width=0.25), 32),
     "bn_inception": (dict(small_input=True, width=0.25), 32),
@@ -19,19 +21,6 @@ NETWORKS = {  # name: (builder arguments, input size)
     "inception_resnet_v1": (dict(small_input=True, width=0.25), 32),
     "inception_resnet_v2": (dict(small_input=True, width=0.25), 32),
 }
-
-
-def randomise_batch_norms(model, seed=0):
-    """Statistics and affine parameters far from the defaults, so that a wrong fold shows."""
-    rng = np.random.default_rng(seed)
-    for module in model.modules():
-        if isinstance(module, ti.nn.BatchNorm2d):
-            c = module.num_features
-            module.running_mean.data[...] = rng.normal(0, 0.5, c)
-            module.running_var.data[...] = rng.uniform(0.5, 2.0, c)
-            module.weight.data[...] = rng.uniform(0.5, 1.5, c)
-            module.bias.data[...] = rng.normal(0, 0.2, c)
-    return model
 
 
 def _close(got, want):

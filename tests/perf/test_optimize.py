@@ -9,6 +9,8 @@ import tinyinception as ti
 from tinyinception import nn
 from tinyinception.nn import fused
 
+from helpers import randomise_batch_norms
+
 
 def unit(in_channels, out_channels, kernel_size, padding=0):
     return [nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=False),
@@ -29,21 +31,9 @@ class UserInception(nn.Module):
         return ti.concat([self.branch_1x1(x), self.branch_3x3(x), self.branch_5x5(x), self.branch_pool(x)], dim=1)
 
 
-def randomise(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            c = module.num_features
-            module.running_mean.data[...] = rng.normal(0, 0.5, c)
-            module.running_var.data[...] = rng.uniform(0.5, 2.0, c)
-            module.weight.data[...] = rng.uniform(0.5, 1.5, c)
-            module.bias.data[...] = rng.normal(0, 0.2, c)
-    return model
-
-
 def block_pair(seed=0):
     ti.manual_seed(seed)
-    plain = randomise(UserInception(), seed)
+    plain = randomise_batch_norms(UserInception(), seed)
     return plain, ti.optimize(copy.deepcopy(plain))
 
 
@@ -134,7 +124,7 @@ class SeparateInputs(nn.Module):
 
 def test_siblings_on_different_inputs_stop_stacking_and_stay_right():
     ti.manual_seed(3)
-    plain = randomise(SeparateInputs())
+    plain = randomise_batch_norms(SeparateInputs())
     optimized = ti.optimize(copy.deepcopy(plain))
     x_array = batch(4, (2, 6, 5, 5))
     for _ in range(2):  # the first call stacks for nothing and learns; the second computes each branch alone
