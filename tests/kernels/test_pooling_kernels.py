@@ -218,6 +218,10 @@ MAX_POOL_PATHS = {
     "rows": ((2, 3, 20, 20), (3, 3), (1, 1), (0, 0), (18, 18)),
     "three_by_three": ((2, 3, 15, 15), (3, 3), (2, 2), (0, 0), (7, 7)),
     "scalar": ((2, 3, 9, 9), (2, 2), (2, 2), (0, 0), (4, 4)),
+    # maxima only, these take the separable kernel: a ceil-mode overhang, padding with stride 2, a 1x7 window
+    "ceil_overhang": ((2, 3, 14, 14), (3, 3), (2, 2), (0, 0), (7, 7)),
+    "padded_stride_two": ((2, 3, 8, 9), (3, 3), (2, 2), (1, 1), (4, 5)),
+    "wide_window": ((2, 3, 12, 12), (1, 7), (1, 2), (0, 3), (12, 6)),
 }
 
 

@@ -104,11 +104,10 @@ def test_small_map_pooling_kernels_match_the_row_kernels(geometry):
     out_h = (x.shape[1] + 2 * padding[0] - kernel[0]) // stride[0] + 1
     out_w = (x.shape[2] + 2 * padding[1] - kernel[1]) // stride[1] + 1
     results = []
-    keep_argmax = (True,)  # the row kernel's last argument
-    for max_kernel, extra in ((pooling._max_pool_planes, keep_argmax), (pooling._max_pool_planes_scalar, ())):
+    for max_kernel in (pooling._max_pool_planes, pooling._max_pool_planes_scalar):
         out = np.empty((6, out_h, out_w), np.float32)
         argmax = np.empty((6, out_h, out_w), np.int64)
-        max_kernel(x, out, argmax, *kernel, *stride, *padding, *extra)
+        max_kernel(x, out, argmax, *kernel, *stride, *padding)
         results.append((out, argmax))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])

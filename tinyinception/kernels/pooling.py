@@ -151,9 +151,8 @@ def _clipped_window(o, stride, pad, kernel, size):
 
 @threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
-def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw, keep_argmax):
-    """x_planes: (P, H, W) -> out_planes, argmax_planes: (P, out_h, out_w), filled in place (argmax_planes only
-    with ``keep_argmax``: inference needs no argmax, and passes 2 and 3 below are skipped).
+def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw):
+    """x_planes: (P, H, W) -> out_planes, argmax_planes: (P, out_h, out_w), filled in place.
 
     Fast because: one thread per (n, c) plane, and each output row is built in two passes that
     run tap by tap along the row over slices indexed from 0 (never negative, unit stride when
@@ -191,8 +190,6 @@ def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw
                         for t in range(best.size):
                             value = x_row[first + t * sw]
                             best[t] = value if (value > best[t] or value != value) else best[t]
-            if not keep_argmax:
-                continue
             argmax_row = argmax_planes[plane, oh]
             for ih in range(h_end - 1, h_first - 1, -1):  # pass 2: the first tap holding them
                 x_row = x_plane[ih]
@@ -287,6 +284,43 @@ def _max_pool_3x3_planes(x_planes, out_planes, argmax_planes, sh, sw, ph, pw):
                                 best, best_index = value, ih * width + iw
                 out_planes[plane, oh, ow] = best
                 argmax_planes[plane, oh, ow] = best_index
+
+
+@threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
+@njit(parallel=True, cache=True)
+def _max_pool_maxima_separable(x_planes, out_planes, kh, kw, sh, sw, ph, pw):
+    """x_planes: (P, H, W) -> out_planes: (P, out_h, out_w), the maxima alone (inference: no argmax), any kernel,
+    stride and padding.
+
+    Fast because: a window's maximum is the maximum of its columns' maxima, so each output row takes two short
+    passes instead of kh*kw strided ones: (1) down the window's clipped input rows, ``column_max = v if v >
+    column_max or v is NaN``, contiguous and vectorised, over the whole input width; (2) along the output row, the
+    same select over the kw taps of ``column_max`` (stride sw). One thread per plane. A NaN anywhere in a window
+    stays to the end, as in PyTorch; the values equal the full kernels' (only the sign of a zero maximum may
+    differ where +0 and -0 tie, since the scan order is column by column here).
+    """
+    planes, height, width = x_planes.shape
+    out_h, out_w = out_planes.shape[1], out_planes.shape[2]
+    for plane in prange(planes):
+        x_plane = x_planes[plane]
+        column_max = np.empty(width, dtype=x_planes.dtype)
+        for oh in range(out_h):
+            out_row = out_planes[plane, oh]
+            h_first, h_end = _clipped_window(oh, sh, ph, kh, height)
+            column_max[:] = -np.inf
+            for ih in range(h_first, h_end):  # pass 1: down the window's rows
+                x_row = x_plane[ih]
+                for t in range(width):
+                    value = x_row[t]
+                    column_max[t] = value if (value > column_max[t] or value != value) else column_max[t]
+            out_row[:] = -np.inf
+            for j in range(kw):  # pass 2: along the output row, tap j of every window
+                ow_lo, ow_hi = inside_range(pw - j, sw, width, out_w)
+                first = ow_lo * sw + j - pw
+                best = out_row[ow_lo:ow_hi]
+                for t in range(best.size):
+                    value = column_max[first + t * sw]
+                    best[t] = value if (value > best[t] or value != value) else best[t]
 
 
 # a block of same-size planes is processed as one flat run of about this many pixels
@@ -604,8 +638,8 @@ _NO_ARGMAX = np.zeros((1, 1, 1), dtype=np.int64)  # what the kernels get for arg
 
 def max_pool2d_forward_numba(x, kernel_size, stride, padding, out_size, keep_argmax=True):
     """Numba max pooling (parallel over planes); out and argmax keep x's memory layout.
-    Same contract as the NumPy reference; without ``keep_argmax`` (inference) argmax is None, and the same-size
-    and row kernels skip finding it (the scalar kernels find it on the way, in registers)."""
+    Same contract as the NumPy reference; without ``keep_argmax`` (inference) argmax is None and only the maxima
+    are computed: by the same-size kernel, or else by the separable one (column maxima, then along the row)."""
     n, c, h, w = x.shape
     out_h, out_w = out_size
     x, x_planes = _input_planes(x)
@@ -616,15 +650,16 @@ def max_pool2d_forward_numba(x, kernel_size, stride, padding, out_size, keep_arg
     if _same_size_pays(x.shape, kernel_size, stride, out_size):
         _max_pool_same_size_flat(x_planes, out, argmax, kernel_size, padding)
         return out, argmax
-    if _row_kernel_pays(stride, out_size):
-        argmax_planes = _NO_ARGMAX if argmax is None else layout.planes(argmax)
-        _max_pool_planes(x_planes, layout.planes(out), argmax_planes, *kernel_size, *stride, *padding, keep_argmax)
+    if not keep_argmax:
+        _max_pool_maxima_separable(x_planes, layout.planes(out), *kernel_size, *stride, *padding)
         return out, argmax
-    found = layout.empty_like_layout(x, (n, c, out_h, out_w), dtype=np.int64) if argmax is None else argmax
+    if _row_kernel_pays(stride, out_size):
+        _max_pool_planes(x_planes, layout.planes(out), layout.planes(argmax), *kernel_size, *stride, *padding)
+        return out, argmax
     if tuple(kernel_size) == (3, 3):
-        _max_pool_3x3_planes(x_planes, layout.planes(out), layout.planes(found), *stride, *padding)
+        _max_pool_3x3_planes(x_planes, layout.planes(out), layout.planes(argmax), *stride, *padding)
     else:
-        _max_pool_planes_scalar(x_planes, layout.planes(out), layout.planes(found), *kernel_size, *stride,
+        _max_pool_planes_scalar(x_planes, layout.planes(out), layout.planes(argmax), *kernel_size, *stride,
                                 *padding)
     return out, argmax
 
