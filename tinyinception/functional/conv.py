@@ -23,7 +23,8 @@ import operator
 
 from ..autograd import Function
 from .. import backend, kernels
-from ..kernels import blas, direct_conv, layout, shifted_conv, strided_conv, threaded_blas, winograd, workspace
+from ..kernels import (blas, chunked_im2col, direct_conv, layout, shifted_conv, strided_conv, threaded_blas, winograd,
+                       workspace)
 from ..kernels._checks import all_finite
 from ..profiler import section
 from ._windows import check_nchw, output_size, pair
@@ -198,8 +199,16 @@ class Conv2d(Function):
         n = x.shape[0]
         f = weight.shape[0]
         out_h, out_w = self.out_size
-        cols = self._columns(x)
         self.weight_matrix = weight.reshape(f, -1)  # (F, K)
+        if not self.pointwise and threaded_blas.available(x.dtype):
+            # a kxk convolution here reads few channels (the stem): its columns are unfolded and multiplied chunk
+            # by chunk, never whole (`kernels.chunked_im2col`); backward unfolds the saved x again
+            self.saved = x if self.needs_input_grad[1] else None
+            with section("gemm"):
+                out_rows = chunked_im2col.forward(layout.channel_major(x), self.weight_matrix, **self.geometry,
+                                                  out_size=self.out_size)
+            return layout.from_channel_major(out_rows.reshape(f, n, out_h, out_w))
+        cols = self._columns(x)
         # backward needs x for grad_weight: a 1x1 convolution keeps its cols (x itself), a kxk one keeps x
         self.saved = (cols if self.pointwise else x) if self.needs_input_grad[1] else None
         with section("gemm"):
