@@ -184,6 +184,30 @@ def test_conv2d_uses_winograd_for_same_3x3_convolutions_and_agrees_with_the_nump
 
 
 @needs_pool
+def test_a_forward_only_convolution_takes_winograd_only_with_enough_output_pixels():
+    """Inference (nothing requires grad) on few output pixels runs the shifted products, whose result equals
+    Winograd's within float32 rounding; with a gradient to come, or pixels enough, Winograd stays."""
+    from tinyinception.functional.conv import _products_for
+
+    weight_shape = (64, 32, 3, 3)
+    small = layout.from_channel_major(layout.channel_major(_random((1, 32, 14, 14), np.float32)))
+    large = layout.from_channel_major(layout.channel_major(_random((8, 32, 14, 14), np.float32)))
+    assert small.shape[0] * 14 * 14 < winograd.MIN_FORWARD_ONLY_PIXELS <= large.shape[0] * 14 * 14
+    geometry = ((1, 1), (1, 1), (1, 1), 1)
+    with ti.using_kernels("numba"):
+        assert _products_for(small, weight_shape, *geometry, forward_only=True) is shifted_conv
+        assert _products_for(small, weight_shape, *geometry) is winograd
+        assert _products_for(large, weight_shape, *geometry, forward_only=True) is winograd
+        weight = ti.Tensor(_random(weight_shape, np.float32, 1), requires_grad=True)
+        with ti.no_grad():
+            inference = F.conv2d(ti.Tensor(small), weight, padding=1)
+        training = F.conv2d(ti.Tensor(small), weight, padding=1)
+    assert training.grad_fn.products is winograd
+    np.testing.assert_allclose(inference.numpy(), training.numpy(), rtol=0,
+                               atol=2e-6 * np.abs(training.numpy()).max())
+
+
+@needs_pool
 def test_conv2d_with_an_output_over_the_in_place_limit_goes_through_the_output_grid():
     """F.conv2d end to end where the output (F, N, H, W) is larger than `IN_PLACE_BYTES`, so the output transform
     writes an output phase grid and one copy puts it in place: forward and both gradients against the NumPy

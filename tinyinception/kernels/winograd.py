@@ -63,6 +63,19 @@ COLUMNS_IN_CACHE = 1 << 14  # a block's V and M together hold about this many va
 IN_PLACE_BYTES = 4 << 20
 
 
+# a forward pass alone (inference) pays for Winograd's transforms only from about this many output pixels (N*H*W):
+# below it the tiles are too few to keep both threads busy past the transforms. Measured on 2 cores (2026-12-08,
+# forward under no_grad, Winograd / shifted products time): 1x14x14 160->320 1.56, 1x28x28 96->128 1.21,
+# 1x17x17 384->384 2.00, 8x7x7 192->384 1.14, 1x35x35 64->96 1.11, 1x56x56 64->192 1.03; 8x14x14 160->320 0.75,
+# 8x35x35 64->96 0.68, 16x14x14 160->320 0.66. (Training keeps `supports` alone: its backward reuses the choice.)
+MIN_FORWARD_ONLY_PIXELS = 1536
+
+
+def pays_forward_only(pixels):
+    """True when a forward-only 3x3 convolution with ``pixels`` output pixels (N*H*W) runs faster by Winograd."""
+    return pixels >= MIN_FORWARD_ONLY_PIXELS
+
+
 def supports(kernel_size, stride, padding, dilation, channels, out_channels, size):
     """3x3, stride 1, padding 1, no dilation, a map of at least 4x4, and Winograd pays forward or backward."""
     return (kernel_size == (3, 3) and stride == (1, 1) and padding == (1, 1) and dilation == (1, 1)
