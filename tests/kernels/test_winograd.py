@@ -208,6 +208,33 @@ def test_a_forward_only_convolution_takes_winograd_only_with_enough_output_pixel
 
 
 @needs_pool
+@pytest.mark.parametrize("poison", [None, np.nan, np.inf], ids=["finite", "nan", "inf"])
+def test_a_valid_3x3_in_inference_is_the_interior_of_winogards_same_convolution(poison):
+    """Padding 0 under no_grad: Winograd's "same" convolution, its border ring dropped, against the NumPy reference
+    path; a NaN or inf falls back to the shifted products with the valid geometry. Training keeps the shifted
+    products (Winograd's backward knows padding 1 only)."""
+    from tinyinception.functional.conv import _products_for
+
+    x = _random((16, 24, 11, 9), np.float32)  # 1,584 input pixels: enough for Winograd in inference
+    if poison is not None:
+        x[1, 3, 5, 4] = poison
+    weight = _random((32, 24, 3, 3), np.float32, 1)
+    with ti.using_kernels("numba"):
+        channel_major = layout.from_channel_major(layout.channel_major(x))
+        assert _products_for(channel_major, weight.shape, (1, 1), (0, 0), (1, 1), 1, forward_only=True) is winograd
+        assert _products_for(channel_major, weight.shape, (1, 1), (0, 0), (1, 1), 1) is shifted_conv
+        with ti.no_grad():
+            ours = F.conv2d(ti.Tensor(channel_major), ti.Tensor(weight)).numpy()
+    with ti.using_kernels("numpy"):
+        reference = F.conv2d(ti.Tensor(x), ti.Tensor(weight)).numpy()
+    assert ours.shape == reference.shape == (16, 32, 9, 7)
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(reference))
+    finite = np.isfinite(reference)
+    np.testing.assert_allclose(ours[finite], reference[finite], rtol=0,
+                               atol=2e-6 * np.abs(reference[finite]).max())
+
+
+@needs_pool
 def test_conv2d_with_an_output_over_the_in_place_limit_goes_through_the_output_grid():
     """F.conv2d end to end where the output (F, N, H, W) is larger than `IN_PLACE_BYTES`, so the output transform
     writes an output phase grid and one copy puts it in place: forward and both gradients against the NumPy

@@ -54,13 +54,14 @@ def _uses_channel_major(x, groups):
 def _products_for(x, weight_shape, stride, padding, dilation, groups, forward_only=False):
     """The kernels module that computes this call as shifted products: `tap_products`' choice, refined to `winograd`
     for a "same" 3x3 convolution where it pays (which needs the map size, and threaded_blas's compiled BLAS calls;
-    with no backward to come, also enough output pixels); None off the channel-major path or where no BLAS is bound
-    (im2col, or a plain GEMM for 1x1, then)."""
+    with no backward to come: also a "valid" 3x3, and only with enough output pixels); None off the channel-major
+    path or where no BLAS is bound (im2col, or a plain GEMM for 1x1, then)."""
     if not (_uses_channel_major(x, groups) and blas.available(x.dtype)):
         return None
     f, c, kh, kw = weight_shape
     products = tap_products(c, (kh, kw), stride, padding, dilation, groups)  # groups == 1 here
-    if (products is shifted_conv and winograd.supports((kh, kw), stride, padding, dilation, c, f, x.shape[2:])
+    if (products is shifted_conv
+            and winograd.supports((kh, kw), stride, padding, dilation, c, f, x.shape[2:], forward_only=forward_only)
             and threaded_blas.available(x.dtype)
             and not (forward_only and not winograd.pays_forward_only(x.shape[0] * x.shape[2] * x.shape[3]))):
         return winograd

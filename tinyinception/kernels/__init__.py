@@ -5,7 +5,8 @@ with its NumPy reference (``*_numpy``), Numba version (``*_numba``) and CuPy ver
 side by side; the functions exported here pick one by ``tinyinception.backend.kernels_for``.
 
 The CPU fast path of the convolution has modules of its own, used by `tinyinception.functional.conv`:
-``shifted_conv`` and ``strided_conv`` (convolution as shifted per-tap products, no im2col), ``winograd``
+``shifted_conv`` and ``strided_conv`` (convolution as shifted per-tap products, no im2col), ``chunked_im2col``
+(the few-channel stem: im2col and its product in cache-sized chunks), ``winograd``
 (Winograd's F(2x2, 3x3)), ``blocked_weight_grad``, ``blas`` (direct BLAS calls), ``threaded_blas`` (products on
 Numba's threads), ``layout`` (channel-major activations, tap-major weights), ``workspace`` (reusable scratch
 buffers) and ``pairs`` (two float32 values per 8-byte store in the transposing copies).

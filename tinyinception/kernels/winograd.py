@@ -76,9 +76,11 @@ def pays_forward_only(pixels):
     return pixels >= MIN_FORWARD_ONLY_PIXELS
 
 
-def supports(kernel_size, stride, padding, dilation, channels, out_channels, size):
-    """3x3, stride 1, padding 1, no dilation, a map of at least 4x4, and Winograd pays forward or backward."""
-    return (kernel_size == (3, 3) and stride == (1, 1) and padding == (1, 1) and dilation == (1, 1)
+def supports(kernel_size, stride, padding, dilation, channels, out_channels, size, forward_only=False):
+    """3x3, stride 1, padding 1, no dilation, a map of at least 4x4, and Winograd pays forward or backward. With
+    ``forward_only`` (inference), also padding 0 (a "valid" 3x3), computed as the interior of the "same" one."""
+    paddings = ((1, 1), (0, 0)) if forward_only else ((1, 1),)
+    return (kernel_size == (3, 3) and stride == (1, 1) and padding in paddings and dilation == (1, 1)
             and min(size) >= MIN_SIZE and (pays(channels, out_channels) or pays(out_channels, channels)))
 
 
@@ -207,15 +209,22 @@ def backward_weight(grad_cnhw, x_cnhw, grid, weight_shape, grad_rows=None):
 
 
 def forward(x_cnhw, taps, grid):
-    """x_cnhw (C, N, H, W), taps (9, F, C) from `shifted_conv.weight_taps` -> out (F, N, H, W), contiguous.
-    (By shifted products where Winograd does not pay, see `pays`.)"""
+    """x_cnhw (C, N, H, W), taps (9, F, C) from `shifted_conv.weight_taps` -> out (F, N, out_h, out_w), contiguous:
+    the "same" convolution (out_h, out_w = H, W), or the "valid" one (H - 2, W - 2; inference only, see `supports`):
+    the interior of the "same" one, whose border ring is computed and dropped (on Inception-v3's 73x73 map, 5% more
+    tiles for 2.25x fewer multiply-adds than the shifted products'). (By shifted products where Winograd does not
+    pay, see `pays`.)"""
     _, f, c = taps.shape
     if not pays(c, f):
         return shifted_conv.forward(x_cnhw, taps, grid)
     out, finite = convolve_checked(x_cnhw, transform_weight(taps))
     # an inf (or a value near float32's max) in a tile's patch makes its transforms inf - inf = NaN: where a value
     # came out non-finite, the shifted products give the convolution's own infinities
-    return out if finite else shifted_conv.forward(x_cnhw, taps, grid)
+    if not finite:
+        return shifted_conv.forward(x_cnhw, taps, grid)
+    if (grid.out_h, grid.out_w) != out.shape[2:]:  # "valid": the interior
+        return np.ascontiguousarray(out[:, :, 1:-1, 1:-1])
+    return out
 
 
 def backward_input(grad_cnhw, taps, grid, x_shape, grad_rows=None):
