@@ -14,7 +14,7 @@ import pytest
 
 import tinyinception as ti
 import tinyinception.functional as F
-from helpers import check_parity
+from helpers import assert_close, check_parity
 from tinyinception.functional import conv as conv_module
 from tinyinception.kernels import shifted_conv, strided_conv, winograd
 
@@ -87,6 +87,35 @@ def test_conv2d_nonfinite_input(path, value, kernels):
 def test_conv2d_nonfinite_weight(path, value, kernels):
     x_shape, w_shape = CONV_PATHS[path][:2]
     _conv_parity(path, uniform(x_shape), planted(w_shape, SPECIALS[value]), kernels)
+
+
+# forward-only, the paths of inference: Winograd only from 1,536 output pixels (the small cases above take the
+# shifted products), a same and a valid 3x3 with pixels enough for it, the 3-channel stem (chunked im2col)
+INFERENCE_PATHS = {**{name: case[:3] + (shifted_conv if case[3] is winograd else case[3],)
+                      for name, case in CONV_PATHS.items()},
+                   "winograd_batched": ((32, 16, 8, 8), (32, 16, 3, 3), dict(padding=1), winograd),
+                   "valid_winograd": ((16, 16, 11, 9), (32, 16, 3, 3), {}, winograd),
+                   "stem": ((2, 3, 16, 16), (8, 3, 7, 7), dict(stride=2, padding=3), None)}
+
+
+@pytest.mark.parametrize("value", list(SPECIALS))
+@pytest.mark.parametrize("path", list(INFERENCE_PATHS))
+def test_conv2d_nonfinite_weight_in_inference(path, value):
+    """Under no_grad a fast path runs first and a NaN or inf weight is recognised from the output (every output of
+    its filter turns non-finite there), then the exact path gives PyTorch's answer; the weight planted at tap (0, 0)
+    reads padding at the border outputs, where the fast paths make NaN of 0 * inf."""
+    x_shape, w_shape, kwargs, products = INFERENCE_PATHS[path]
+    x, w = uniform(x_shape), planted(w_shape, SPECIALS[value])
+    with ti.using_kernels("numba"), ti.no_grad():
+        geometry = [conv_module.pair(kwargs.get(k, d), k, "t") for k, d in (("stride", 1), ("padding", 0),
+                                                                            ("dilation", 1))]
+        chosen = conv_module._products_for(ti.Tensor(x).data, w_shape, *geometry, kwargs.get("groups", 1),
+                                           forward_only=True)
+        assert chosen is products, f"{path}: the convolution took {chosen}, not {products}"
+        ours = F.conv2d(ti.Tensor(x), ti.Tensor(w), **kwargs).numpy()
+    theirs = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), **kwargs).numpy()
+    assert not np.isfinite(theirs).all()
+    assert_close(ours, theirs, rtol=1e-4, atol=1e-4, what=path)
 
 
 @pytest.mark.parametrize("kernels", ["numba", "numpy"])

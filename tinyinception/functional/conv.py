@@ -68,6 +68,18 @@ def _products_for(x, weight_shape, stride, padding, dilation, groups, forward_on
     return products
 
 
+def _may_hold_non_finite_weights(out):
+    """False when the weights that made ``out`` (N, F, H', W') by a fast path are certainly all finite: a NaN or inf
+    weight of filter f makes EVERY output of f non-finite there (at each output its tap reads either an input value,
+    inf * x, or a stored padding zero, 0 * inf = NaN; taps that read padding only are skipped, and skipped by the
+    exact path too), so one output pixel per filter tells. O(F), where checking the weights themselves reads all of
+    them at every call (Inception-ResNet-v2: 55M values, about 12 ms of a 110 ms pass at batch 1)."""
+    if not out.size:
+        return False
+    probe = out[0, :, 0, 0]
+    return not bool(backend.get_array_module(probe).isfinite(probe).all())
+
+
 class Conv2d(Function):
     fresh_gradients = True  # every gradient is a new array (see Function)
 
@@ -85,18 +97,19 @@ class Conv2d(Function):
             xp = backend.get_array_module(x)
             out = xp.zeros((0, f) + self.out_size, dtype=x.dtype)
             return out if bias is None else out + bias.reshape(1, f, 1, 1)
-        # a NaN or inf weight: tap by tap over the valid region, as the fast paths would multiply it by padding zeros
-        # (CPU arrays: on a GPU the check would wait for the device at every convolution)
-        self.checked = backend.kernels_for(x) != "cupy"
-        self.exact = self.checked and not all_finite(weight)
-        if self.exact:
-            out = self._forward_exact(x, weight)
-        elif self.shifted:
+        self.exact = False
+        if self.shifted:
             out = self._forward_shifted(x, weight)
         elif self.channel_major:
             out = self._forward_channel_major(x, weight)
         else:
             out = self._forward_per_image(x, weight)
+        # a NaN or inf weight: tap by tap over the valid region, as the fast paths multiply it by padding zeros
+        # (CPU arrays: on a GPU the check would wait for the device at every convolution)
+        self.checked = backend.kernels_for(x) != "cupy"
+        if self.checked and _may_hold_non_finite_weights(out) and not all_finite(weight):
+            self.exact = True
+            out = self._forward_exact(x, weight)
         if bias is not None:
             out += bias.reshape(1, f, 1, 1)
         return out
