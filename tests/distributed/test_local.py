@@ -121,3 +121,19 @@ def test_convert_sync_batchnorm_shares_state_and_equals_batchnorm_alone(rng):
     plain = ti.nn.Sequential(ti.nn.Conv2d(2, 3, 1), ti.nn.BatchNorm2d(3))
     plain.load_state_dict(converted.state_dict())
     np.testing.assert_array_equal(converted(ti.tensor(x)).data, plain(ti.tensor(x)).data)
+
+
+# --- what the launcher says in the environment ------------------------------------------------------------------
+def test_local_rank_and_size_come_from_the_first_launcher_variable_set(monkeypatch):
+    from tinyinception.distributed.training import local_rank, local_size
+
+    for name in ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "PMIX_LOCAL_RANK", "SLURM_LOCALID",
+                 "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "PMIX_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"):
+        monkeypatch.delenv(name, raising=False)
+    assert (local_rank(), local_size()) == (0, 1)  # nothing set: one process on this machine
+    monkeypatch.setenv("SLURM_LOCALID", "3")
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "4")
+    monkeypatch.setenv("MPI_LOCALNRANKS", "not a number")  # skipped: not a whole number
+    assert (local_rank(), local_size()) == (3, 4)
+    monkeypatch.setenv("MPI_LOCALRANKID", "1")  # MPICH's comes first
+    assert local_rank() == 1

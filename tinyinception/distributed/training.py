@@ -11,6 +11,7 @@ import os
 from ..data.loader import DataLoader
 from .data_parallel import DataParallel
 from .sampler import DistributedSampler
+from .world import launcher_number
 
 
 class ParallelTraining:
@@ -68,10 +69,7 @@ def sharded_loaders(world, train_set, test_set, batch_size, seed, train_transfor
 
 def local_rank():
     """This process's index among the ranks on its machine (from the launcher's environment; 0 if unknown)."""
-    for name in ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "PMIX_LOCAL_RANK", "SLURM_LOCALID"):
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    return 0
+    return launcher_number(("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "PMIX_LOCAL_RANK", "SLURM_LOCALID"), 0)
 
 
 def use_local_gpu():
@@ -84,10 +82,8 @@ def use_local_gpu():
 
 def local_size():
     """How many ranks the launcher started on this machine (1 if it does not say)."""
-    for name in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "PMIX_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"):
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    return 1
+    return launcher_number(("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "PMIX_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"),
+                           1)
 
 
 def share_cores():

@@ -38,12 +38,18 @@ def launched_by_mpi():
     return any(name in os.environ for name in LAUNCHER_VARIABLES)
 
 
-def _launched_size():
-    """The number of processes the launcher says it started (1 when it does not say)."""
-    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "SLURM_NTASKS"):
+def launcher_number(names, default):
+    """The first of the environment variables ``names`` that a launcher (MPICH, Open MPI, PMIx, Slurm) set to a whole
+    number, as an int; ``default`` when none is set."""
+    for name in names:
         if os.environ.get(name, "").isdigit():
             return int(os.environ[name])
-    return 1
+    return default
+
+
+def _launched_size():
+    """The number of processes the launcher says it started (1 when it does not say)."""
+    return launcher_number(("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "SLURM_NTASKS"), 1)
 
 
 def _timeout_from_environment():
