@@ -8,6 +8,7 @@ from kernel_testing import DTYPES, assert_close, out_length, pool_geometry, rand
 from tinyinception import backend
 from tinyinception.kernels import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
                                    max_pool2d_forward)
+from tinyinception.kernels import pooling
 from tinyinception.kernels.pooling import (
     avg_pool2d_backward_numba, avg_pool2d_backward_numpy, avg_pool2d_forward_numba,
     avg_pool2d_forward_numpy, max_pool2d_backward_numba, max_pool2d_backward_numpy,
@@ -199,10 +200,12 @@ def test_avg_pool_same_size_flat_kernel_matches_numpy(shape, kernel, padding, dt
 @pytest.mark.parametrize("shape, stride, padding, out_size", [
     ((2, 3, 9, 9), (2, 2), (0, 0), (4, 4)),    # Inception's grid reduction
     ((2, 3, 8, 8), (2, 2), (0, 0), (4, 4)),    # ceil_mode: the last window overhangs
-    ((2, 3, 9, 8), (2, 1), (1, 1), (5, 8)),    # padded border windows take the general scan
-    ((1, 2, 20, 20), (3, 3), (1, 0), (7, 6))])
-def test_max_pool_3x3_kernel_matches_numpy(shape, stride, padding, out_size, dtype):
-    """The 3x3 kernel (interior windows unrolled): values and argmax equal the reference, ties, NaN and -inf."""
+    ((2, 3, 9, 8), (2, 1), (1, 1), (5, 8)),    # padding
+    ((1, 2, 20, 20), (3, 3), (1, 0), (7, 6)),
+    ((3, 50, 9, 9), (2, 2), (0, 0), (4, 4))])  # 150 planes: two full blocks of 64 and a part
+def test_max_pool_side_by_side_kernel_matches_numpy(shape, stride, padding, out_size, dtype):
+    """The side-by-side kernel (small planes, 64 at a time, the last block part full): values and argmax equal the
+    reference, ties, NaN and -inf."""
     x = np.round(random_array(3, shape, dtype) * 2).astype(dtype)  # few values: many ties
     x.reshape(-1)[::11] = np.nan
     x.reshape(-1)[5::7] = -np.inf
@@ -212,16 +215,50 @@ def test_max_pool_3x3_kernel_matches_numpy(shape, stride, padding, out_size, dty
     np.testing.assert_array_equal(argmax, expected_argmax)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, kernel, stride, padding, out_size", [
+    ((2, 3, 112, 112), (3, 3), (2, 2), (0, 0), (56, 56)),  # GoogLeNet's first pool: a ceil-mode overhang
+    ((2, 3, 35, 35), (3, 3), (2, 2), (0, 0), (17, 17)),    # Inception-v3's grid reduction
+    ((2, 3, 30, 31), (3, 3), (2, 2), (1, 1), (15, 16)),    # padding with stride 2
+    ((1, 2, 40, 41), (3, 3), (3, 3), (1, 0), (14, 13)),    # stride 3: three column phases
+    ((2, 3, 20, 20), (3, 3), (1, 1), (0, 0), (18, 18)),    # stride 1, valid
+    ((1, 2, 12, 40), (1, 7), (1, 2), (0, 3), (12, 20)),    # a 1x7 window, stride 2 along the row
+    ((1, 2, 9, 24), (2, 5), (1, 1), (0, 2), (8, 24))])     # stride 1 with padding
+@pytest.mark.parametrize("kernel_name", ["rows", "side_by_side"])
+def test_max_pool_argmax_kernels_match_numpy(kernel_name, shape, kernel, stride, padding, out_size, dtype):
+    """Both training kernels, on any geometry (the row kernel: column phases and vector selects; the side-by-side
+    one: 64 planes at a time): values and argmax equal the reference with ties, NaN (the last one wins), runs of
+    NaN, -inf windows and a zero of either sign."""
+    x = np.round(random_array(5, shape, dtype) * 2).astype(dtype)  # few values: many ties
+    x.reshape(-1)[::13] = np.nan
+    x.reshape(-1)[1::13] = np.nan
+    x.reshape(-1)[6::17] = -0.0
+    x[0, 0, :5, :9] = -np.inf  # windows of -inf only point at their first in-bounds pixel
+    out = np.empty(shape[:2] + out_size, dtype)
+    argmax = np.empty(shape[:2] + out_size, np.int64)
+    planes = (x.reshape(-1, *shape[2:]), out.reshape(-1, *out_size), argmax.reshape(-1, *out_size))
+    if kernel_name == "side_by_side":
+        pooling._max_pool_planes_side_by_side(*planes, *kernel, *stride, *padding, True)
+    else:
+        pooling._max_pool_planes(*planes, *kernel, *stride, *padding)
+    expected_out, expected_argmax = max_pool2d_forward_numpy(x, kernel, stride, padding, out_size)
+    np.testing.assert_array_equal(out, expected_out)
+    np.testing.assert_array_equal(argmax, expected_argmax)
+    assert np.isnan(out).any() and np.isneginf(out).any()
+
+
 # name: (x shape, kernel, stride, padding, out size): one case per Numba max-pool kernel
 MAX_POOL_PATHS = {
     "same_size": ((2, 3, 28, 28), (3, 3), (1, 1), (1, 1), (28, 28)),
-    "rows": ((2, 3, 20, 20), (3, 3), (1, 1), (0, 0), (18, 18)),
-    "three_by_three": ((2, 3, 15, 15), (3, 3), (2, 2), (0, 0), (7, 7)),
-    "scalar": ((2, 3, 9, 9), (2, 2), (2, 2), (0, 0), (4, 4)),
-    # maxima only, these take the separable kernel: a ceil-mode overhang, padding with stride 2, a 1x7 window
-    "ceil_overhang": ((2, 3, 14, 14), (3, 3), (2, 2), (0, 0), (7, 7)),
-    "padded_stride_two": ((2, 3, 8, 9), (3, 3), (2, 2), (1, 1), (4, 5)),
-    "wide_window": ((2, 3, 12, 12), (1, 7), (1, 2), (0, 3), (12, 6)),
+    "rows": ((2, 3, 50, 50), (3, 3), (1, 1), (0, 0), (48, 48)),
+    "rows_stride_two": ((2, 3, 49, 49), (3, 3), (2, 2), (0, 0), (24, 24)),
+    "side_by_side": ((2, 3, 15, 15), (3, 3), (2, 2), (0, 0), (7, 7)),
+    "side_by_side_two_by_two": ((2, 3, 9, 9), (2, 2), (2, 2), (0, 0), (4, 4)),
+    # maxima only, these take the separable kernel (planes over 512 pixels): a ceil-mode overhang, padding with
+    # stride 2, a 1x7 window
+    "ceil_overhang": ((2, 3, 30, 30), (3, 3), (2, 2), (0, 0), (15, 15)),
+    "padded_stride_two": ((2, 3, 24, 25), (3, 3), (2, 2), (1, 1), (12, 13)),
+    "wide_window": ((2, 3, 24, 24), (1, 7), (1, 2), (0, 3), (24, 12)),
 }
 
 

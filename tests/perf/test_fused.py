@@ -97,6 +97,8 @@ def test_split_channels_gathers_one_gradient_and_supports_retain_graph():
 
 @pytest.mark.parametrize("geometry", [((3, 3), (1, 1), (1, 1)), ((3, 3), (2, 2), (0, 0)), ((1, 3), (1, 1), (0, 1))])
 def test_small_map_pooling_kernels_match_the_row_kernels(geometry):
+    """Max pooling's row kernel and its side-by-side kernel, average pooling's row kernel and its plain scan: the
+    same values, argmax and gradients on one small map."""
     kernel, stride, padding = geometry
     rng = np.random.default_rng(3)
     x = np.maximum(rng.standard_normal((6, 7, 9)), 0).astype(np.float32)  # ReLU-like: many ties at 0
@@ -104,10 +106,13 @@ def test_small_map_pooling_kernels_match_the_row_kernels(geometry):
     out_h = (x.shape[1] + 2 * padding[0] - kernel[0]) // stride[0] + 1
     out_w = (x.shape[2] + 2 * padding[1] - kernel[1]) // stride[1] + 1
     results = []
-    for max_kernel in (pooling._max_pool_planes, pooling._max_pool_planes_scalar):
+    for side_by_side in (False, True):
         out = np.empty((6, out_h, out_w), np.float32)
         argmax = np.empty((6, out_h, out_w), np.int64)
-        max_kernel(x, out, argmax, *kernel, *stride, *padding)
+        if side_by_side:
+            pooling._max_pool_planes_side_by_side(x, out, argmax, *kernel, *stride, *padding, True)
+        else:
+            pooling._max_pool_planes(x, out, argmax, *kernel, *stride, *padding)
         results.append((out, argmax))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])

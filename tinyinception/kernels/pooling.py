@@ -152,138 +152,119 @@ def _clipped_window(o, stride, pad, kernel, size):
 @threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _max_pool_planes(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw):
-    """x_planes: (P, H, W) -> out_planes, argmax_planes: (P, out_h, out_w), filled in place.
+    """x_planes: (P, H, W) -> out_planes, argmax_planes: (P, out_h, out_w), filled in place; any kernel, stride and
+    padding. PyTorch's rule: per window, start at -inf and take each tap (row by row) that is greater, or NaN.
 
-    Fast because: one thread per (n, c) plane, and each output row is built in two passes that
-    run tap by tap along the row over slices indexed from 0 (never negative, unit stride when
-    the pooling stride is 1), so the inner loops are branch-free selects that LLVM vectorises:
+    Fast because each output row is built tap by tap over all of its windows at once, in loops that LLVM turns
+    into vector selects:
 
-    1. values: ``out = v if v > out or v is NaN else out`` over the taps (NaN takes over);
-    2. indices: the taps again in REVERSE scan order, ``argmax = tap if v == out else argmax``,
-       so the first maximum in scan order (row by row) wins ties, as in PyTorch.
-
-    (A scalar scan per window with the running maximum in registers, and this loop written with
-    small helper functions, were both 2-4x slower.) Windows whose maximum is NaN (rare) are
-    redone by the scalar scan, in which the last NaN wins, like PyTorch's
-    ``val > max || isnan(val)``. Windows are clipped once per row and tap: no padded copy.
+    1. each input row a window reads is first split into its ``sw`` column phases (for stride 2: the even and the
+       odd columns), so tap j of consecutive windows sits in consecutive elements of one phase;
+    2. per tap (i, j), in scan order: ``take = v > best or v is NaN``, then ``best = v if take else best`` and
+       ``tap_of_best = i*W + j if take else tap_of_best``. Both old values are loaded before the select, and the
+       tap is an int32 beside the float32 compare: a strided load, a load in only one arm of the select, or an
+       int64 select each left this loop as a chain of branches, 4-5x slower;
+    3. argmax = the window's first pixel + tap_of_best. A window where no tap was taken (all -inf) gets its first
+       in-bounds pixel, as in PyTorch.
     """
     planes, height, width = x_planes.shape
     out_h, out_w = out_planes.shape[1], out_planes.shape[2]
+    phase_w = (width + sw - 1) // sw
     for plane in prange(planes):
-        x_plane = x_planes[plane]
+        phases = np.empty((sw, phase_w), dtype=x_planes.dtype)
+        best = np.empty(out_w, dtype=x_planes.dtype)
+        tap_of_best = np.empty(out_w, dtype=np.int32)
         for oh in range(out_h):
-            out_row = out_planes[plane, oh]
-            h_first, h_end = _clipped_window(oh, sh, ph, kh, height)
-            out_row[:] = -np.inf
-            for ih in range(h_first, h_end):  # pass 1: the maxima
-                x_row = x_plane[ih]
-                for j in range(kw):
+            best[:] = -np.inf
+            tap_of_best[:] = -1
+            top = oh * sh - ph
+            for i in range(kh):
+                ih = top + i
+                if ih < 0 or ih >= height:
+                    continue
+                for phase in range(sw):  # 1. the row's column phases
+                    for c in range((width - phase + sw - 1) // sw):
+                        phases[phase, c] = x_planes[plane, ih, c * sw + phase]
+                for j in range(kw):  # 2. tap (i, j) of every window whose tap is inside the row
                     ow_lo, ow_hi = inside_range(pw - j, sw, width, out_w)
                     first = ow_lo * sw + j - pw
-                    best = out_row[ow_lo:ow_hi]
-                    if sw == 1:
-                        taps = x_row[first:first + best.size]
-                        for t in range(best.size):
-                            value = taps[t]
-                            best[t] = value if (value > best[t] or value != value) else best[t]
-                    else:
-                        for t in range(best.size):
-                            value = x_row[first + t * sw]
-                            best[t] = value if (value > best[t] or value != value) else best[t]
-            argmax_row = argmax_planes[plane, oh]
-            for ih in range(h_end - 1, h_first - 1, -1):  # pass 2: the first tap holding them
-                x_row = x_plane[ih]
-                for j in range(kw - 1, -1, -1):
-                    ow_lo, ow_hi = inside_range(pw - j, sw, width, out_w)
-                    first = ow_lo * sw + j - pw
-                    flat_first = ih * width + first
-                    best = out_row[ow_lo:ow_hi]
-                    index = argmax_row[ow_lo:ow_hi]
-                    if sw == 1:
-                        taps = x_row[first:first + best.size]
-                        for t in range(best.size):
-                            index[t] = flat_first + t if taps[t] == best[t] else index[t]
-                    else:
-                        for t in range(best.size):
-                            hit = x_row[first + t * sw] == best[t]
-                            index[t] = flat_first + t * sw if hit else index[t]
-            for ow in range(out_w):  # NaN windows: the scalar scan, last NaN wins
-                if out_row[ow] != out_row[ow]:
-                    w_first, w_end = _clipped_window(ow, sw, pw, kw, width)
-                    for ih in range(h_first, h_end):
-                        for iw in range(w_first, w_end):
-                            if x_plane[ih, iw] != x_plane[ih, iw]:
-                                argmax_row[ow] = ih * width + iw
+                    taps = phases[first % sw, first // sw:first // sw + ow_hi - ow_lo]
+                    row_best = best[ow_lo:ow_hi]
+                    row_tap = tap_of_best[ow_lo:ow_hi]
+                    tap = np.int32(i * width + j)
+                    for t in range(taps.size):
+                        value, old_best, old_tap = taps[t], row_best[t], row_tap[t]
+                        take = value > old_best or value != value
+                        row_best[t] = value if take else old_best
+                        row_tap[t] = tap if take else old_tap
+            window_start = top * width - pw
+            for ow in range(out_w):  # 3. the flat index of each maximum
+                out_planes[plane, oh, ow] = best[ow]
+                argmax_planes[plane, oh, ow] = window_start + ow * sw + tap_of_best[ow]
+                if tap_of_best[ow] < 0:
+                    h_first, _ = _clipped_window(oh, sh, ph, kh, height)
+                    w_first, _ = _clipped_window(ow, sw, pw, kw, width)
+                    argmax_planes[plane, oh, ow] = h_first * width + w_first
+
+
+# planes pooled side by side: one vector lane each
+_SIDE_BY_SIDE_LANES = 64
 
 
 @threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
-def _max_pool_planes_scalar(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw):
-    """x_planes: (P, H, W) -> out_planes, argmax_planes: (P, out_h, out_w), filled in place.
+def _max_pool_planes_side_by_side(x_planes, out_planes, argmax_planes, kh, kw, sh, sw, ph, pw, keep_argmax):
+    """x_planes: (P, H, W) -> out_planes, argmax_planes: (P, out_h, out_w), filled in place; any kernel, stride and
+    padding, for small planes (see ``_SIDE_BY_SIDE_MAX_PIXELS``). Same rule as ``_max_pool_planes``. Without
+    ``keep_argmax`` (inference) only the maxima are found and argmax_planes is not touched.
 
-    The plain scan, PyTorch's own rule written out: per window, start at -inf and take each tap
-    (row by row) that is greater, or NaN. Used for small output rows (under
-    ``_ROW_KERNEL_MIN_WIDTH``), where the row kernel above spends its time setting up slices
-    rather than comparing: one thread per plane, the window clipped once per output.
+    Fast because the vector runs across planes, not along a row: a thread copies 64 planes into one
+    (H, W, 64) block, pixel by pixel side by side, so every tap of a window is 64 contiguous values. Each window then
+    takes its taps in scan order with the same branch-free selects as the row kernel (``take = v > best or v is
+    NaN``; the tap's flat index as an int32) over 64 planes at once, however small the window's row. The block
+    stays in the cache; the results are copied back to (P, out_h, out_w) at the end. (On 4x4 to 16x16 outputs the
+    plain scan per window took 2-5x as long.)
     """
     planes, height, width = x_planes.shape
     out_h, out_w = out_planes.shape[1], out_planes.shape[2]
-    minus_infinity = x_planes.dtype.type(-np.inf)  # in the input's dtype: no float64 compares
-    for plane in prange(planes):
-        x_plane = x_planes[plane]
+    lanes = _SIDE_BY_SIDE_LANES
+    for block in prange((planes + lanes - 1) // lanes):
+        first_plane = block * lanes
+        count = min(lanes, planes - first_plane)
+        x_block = np.zeros((height, width, lanes), dtype=x_planes.dtype)
+        best = np.empty((out_h, out_w, lanes), dtype=x_planes.dtype)
+        index_of_best = np.empty((out_h, out_w, lanes), dtype=np.int32)
+        for lane in range(count):  # the planes side by side
+            for ih in range(height):
+                for iw in range(width):
+                    x_block[ih, iw, lane] = x_planes[first_plane + lane, ih, iw]
         for oh in range(out_h):
             h_first, h_end = _clipped_window(oh, sh, ph, kh, height)
             for ow in range(out_w):
                 w_first, w_end = _clipped_window(ow, sw, pw, kw, width)
-                best = minus_infinity
-                best_index = h_first * width + w_first
+                window_best, window_index = best[oh, ow], index_of_best[oh, ow]
+                window_best[:] = -np.inf
+                window_index[:] = h_first * width + w_first  # kept by a window of -inf only, as in PyTorch
                 for ih in range(h_first, h_end):
                     for iw in range(w_first, w_end):
-                        value = x_plane[ih, iw]
-                        if value > best or value != value:
-                            best = value
-                            best_index = ih * width + iw
-                out_planes[plane, oh, ow] = best
-                argmax_planes[plane, oh, ow] = best_index
-
-
-@threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
-@njit(parallel=True, cache=True)
-def _max_pool_3x3_planes(x_planes, out_planes, argmax_planes, sh, sw, ph, pw):
-    """``_max_pool_planes_scalar`` for the 3x3 window of every Inception stem and grid reduction: a window that
-    lies inside the plane is scanned as three rows of three loads written out (no window clipping, no inner
-    loops: 1.3-1.6x faster); windows at the border take the general scan. Same answers, ties and NaN included."""
-    planes, height, width = x_planes.shape
-    out_h, out_w = out_planes.shape[1], out_planes.shape[2]
-    minus_infinity = x_planes.dtype.type(-np.inf)
-    for plane in prange(planes):
-        x_plane = x_planes[plane]
-        for oh in range(out_h):
-            top = oh * sh - ph
-            for ow in range(out_w):
-                left = ow * sw - pw
-                best = minus_infinity
-                if top >= 0 and left >= 0 and top + 3 <= height and left + 3 <= width:
-                    best_index = top * width + left
-                    for row in range(top, top + 3):
-                        first, second, third = x_plane[row, left], x_plane[row, left + 1], x_plane[row, left + 2]
-                        if first > best or first != first:
-                            best, best_index = first, row * width + left
-                        if second > best or second != second:
-                            best, best_index = second, row * width + left + 1
-                        if third > best or third != third:
-                            best, best_index = third, row * width + left + 2
-                else:
-                    h_first, h_end = _clipped_window(oh, sh, ph, 3, height)
-                    w_first, w_end = _clipped_window(ow, sw, pw, 3, width)
-                    best_index = h_first * width + w_first
-                    for ih in range(h_first, h_end):
-                        for iw in range(w_first, w_end):
-                            value = x_plane[ih, iw]
-                            if value > best or value != value:
-                                best, best_index = value, ih * width + iw
-                out_planes[plane, oh, ow] = best
-                argmax_planes[plane, oh, ow] = best_index
+                        taps = x_block[ih, iw]
+                        index = np.int32(ih * width + iw)
+                        if keep_argmax:
+                            for lane in range(lanes):
+                                value, old_best, old_index = taps[lane], window_best[lane], window_index[lane]
+                                take = value > old_best or value != value
+                                window_best[lane] = value if take else old_best
+                                window_index[lane] = index if take else old_index
+                        else:
+                            for lane in range(lanes):
+                                value, old_best = taps[lane], window_best[lane]
+                                window_best[lane] = value if (value > old_best or value != value) else old_best
+        for lane in range(count):  # back to one plane after another
+            for oh in range(out_h):
+                for ow in range(out_w):
+                    out_planes[first_plane + lane, oh, ow] = best[oh, ow, lane]
+                    if keep_argmax:
+                        argmax_planes[first_plane + lane, oh, ow] = index_of_best[oh, ow, lane]
 
 
 @threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
@@ -483,9 +464,15 @@ def _same_size_pays(x_shape, kernel_size, stride, out_size):
     return stride == (1, 1) and tuple(out_size) == tuple(x_shape[2:])
 
 
-# the row kernels pay off from stride-1 output rows this wide (max pool measured: 28x28 maps 2.6x
+# the average-pool row kernels pay off from stride-1 output rows this wide (measured: 28x28 maps 2.6x
 # faster, 8x8 and stride-2 maps 1.2-2x slower than the plain scan)
 _ROW_KERNEL_MIN_WIDTH = 16
+# max pooling with its argmax: planes of up to this many pixels are pooled side by side (on 8x8 to 35x35 inputs
+# 0.2-0.5 of the row kernel's time; on 56x56 even, on 112x112 and 147x147 1.6-1.7x, the block out of the cache)
+_SIDE_BY_SIDE_MAX_PIXELS = 2048
+# the maxima alone (inference): planes of up to this many pixels side by side (on 8x8 to 17x17 inputs 0.5-0.7 of
+# the separable kernel's time; even on 28x28 and 32x32, 1.2x on 28x28 at batch 16), larger ones separable
+_SIDE_BY_SIDE_MAX_PIXELS_MAXIMA = 512
 
 
 @threaded_when_large(serial_below=_POOL_SERIAL_BELOW)
@@ -638,8 +625,10 @@ _NO_ARGMAX = np.zeros((1, 1, 1), dtype=np.int64)  # what the kernels get for arg
 
 def max_pool2d_forward_numba(x, kernel_size, stride, padding, out_size, keep_argmax=True):
     """Numba max pooling (parallel over planes); out and argmax keep x's memory layout.
-    Same contract as the NumPy reference; without ``keep_argmax`` (inference) argmax is None and only the maxima
-    are computed: by the same-size kernel, or else by the separable one (column maxima, then along the row)."""
+    Same contract as the NumPy reference. With ``keep_argmax`` (training): the same-size kernel for stride-1 pools
+    that keep the plane's size, small planes side by side, larger ones row by row. Without it (inference) argmax is
+    None and only the maxima are computed: by the same-size kernel, small planes side by side, larger ones by the
+    separable kernel (column maxima, then along the row)."""
     n, c, h, w = x.shape
     out_h, out_w = out_size
     x, x_planes = _input_planes(x)
@@ -650,17 +639,14 @@ def max_pool2d_forward_numba(x, kernel_size, stride, padding, out_size, keep_arg
     if _same_size_pays(x.shape, kernel_size, stride, out_size):
         _max_pool_same_size_flat(x_planes, out, argmax, kernel_size, padding)
         return out, argmax
-    if not keep_argmax:
+    if h * w <= (_SIDE_BY_SIDE_MAX_PIXELS if keep_argmax else _SIDE_BY_SIDE_MAX_PIXELS_MAXIMA):
+        argmax_planes = layout.planes(argmax) if keep_argmax else _NO_ARGMAX
+        _max_pool_planes_side_by_side(x_planes, layout.planes(out), argmax_planes, *kernel_size, *stride, *padding,
+                                      keep_argmax)
+    elif not keep_argmax:
         _max_pool_maxima_separable(x_planes, layout.planes(out), *kernel_size, *stride, *padding)
-        return out, argmax
-    if _row_kernel_pays(stride, out_size):
-        _max_pool_planes(x_planes, layout.planes(out), layout.planes(argmax), *kernel_size, *stride, *padding)
-        return out, argmax
-    if tuple(kernel_size) == (3, 3):
-        _max_pool_3x3_planes(x_planes, layout.planes(out), layout.planes(argmax), *stride, *padding)
     else:
-        _max_pool_planes_scalar(x_planes, layout.planes(out), layout.planes(argmax), *kernel_size, *stride,
-                                *padding)
+        _max_pool_planes(x_planes, layout.planes(out), layout.planes(argmax), *kernel_size, *stride, *padding)
     return out, argmax
 
 
