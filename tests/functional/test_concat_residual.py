@@ -44,6 +44,46 @@ def test_residual_add_matches_torch():
     check_parity(lambda x, b: F.residual_add(x, b, 0.2), lambda x, b: b * 0.2 + x, [(2, 3, 4, 4), (2, 3, 4, 4)])
 
 
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+@pytest.mark.parametrize("scale", [0.17, 1.0])
+def test_residual_add_with_relu_gradcheck(scale, kernels):
+    with ti.using_kernels(kernels):
+        assert check_gradcheck(lambda x, branch: F.residual_add(x, branch, scale, relu=True),
+                               [(2, 3, 4, 4), (2, 3, 4, 4)])
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+def test_residual_add_with_relu_matches_torch(kernels):
+    torch = pytest.importorskip("torch")
+    with ti.using_kernels(kernels):
+        check_parity(lambda x, b: F.residual_add(x, b, 0.2, relu=True), lambda x, b: torch.relu(b * 0.2 + x),
+                     [(2, 3, 4, 4), (2, 3, 4, 4)])
+
+
+@pytest.mark.parametrize("channel_major", [False, True], ids=["nchw", "channel_major"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_residual_add_with_relu_equals_residual_add_then_relu(dtype, channel_major):
+    """The one-pass kernel (here on its parallel path, 4x64x33x33) gives bit for bit what ``F.relu`` of the plain
+    residual add gives, forward and backward, in either memory layout, NaN and infinities included."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((4, 64, 33, 33)).astype(dtype) for _ in range(3)]
+    arrays[0].reshape(-1)[::97] = np.nan
+    arrays[1].reshape(-1)[5::89] = np.inf
+    arrays[1].reshape(-1)[7::89] = -np.inf
+    if channel_major:  # (N, C, H, W) shape over (C, N, H, W) memory, as the networks' activations are
+        arrays = [np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3) for a in arrays]
+    results = []
+    for fused in (True, False):
+        x, branch = (ti.tensor(a.copy(order="K"), requires_grad=True) for a in arrays[:2])
+        y = F.residual_add(x, branch, 0.17, relu=True) if fused else F.relu(F.residual_add(x, branch, 0.17))
+        y.backward(ti.tensor(arrays[2]))
+        results.append((y.numpy(), x.grad, branch.grad))
+    for fused_array, plain_array in zip(*results):
+        np.testing.assert_array_equal(fused_array, plain_array)
+    assert results[0][0].strides == arrays[1].strides  # the branch's layout kept
+
+
 def test_residual_add_rejects_different_shapes():
     with pytest.raises(ValueError, match="residual_add"):
         F.residual_add(ti.tensor(np.zeros((1, 2, 3, 3), np.float32)), ti.tensor(np.zeros((1, 3, 3, 3), np.float32)))

@@ -40,6 +40,7 @@ OPS = {
     "local_response_norm": (lambda x: F.local_response_norm(x, 5, 0.1), [(2, 7, 3, 3)]),
     "concat": (lambda a, b: ti.cat([a, b], dim=1), [(2, 3, 4, 4), (2, 5, 4, 4)]),
     "residual_add": (lambda x, b: F.residual_add(x, b, 0.17), [(2, 3, 4, 4), (2, 3, 4, 4)]),
+    "residual_add_relu": (lambda x, b: F.residual_add(x, b, 0.17, relu=True), [(2, 3, 4, 4), (2, 3, 4, 4)]),
     "normalize": (lambda x: F.normalize(x, 2.0, 1), [(3, 5)]),
     # on the CPU this one takes the phase-image path (16 channels, stride 2), on the GPU per-image im2col
     "conv_stride2_16_channels": (lambda x, w: F.conv2d(x, w, stride=2, padding=1), [(2, 16, 7, 7), (4, 16, 3, 3)]),

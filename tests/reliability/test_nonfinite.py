@@ -313,6 +313,7 @@ BINARY = {
     "div": (lambda a, b: a / b, lambda a, b: a / b),
     "concat": (lambda a, b: F.concat([a, b], dim=1), lambda a, b: torch.cat([a, b], dim=1)),
     "residual": (lambda a, b: F.residual_add(a, b, 0.2), lambda a, b: a + 0.2 * b),
+    "residual_relu": (lambda a, b: F.residual_add(a, b, 0.2, relu=True), lambda a, b: torch.relu(a + 0.2 * b)),
 }
 
 

@@ -1,4 +1,4 @@
-"""The hot loops: im2col/col2im, pooling, batch norm and ReLU, in NumPy, Numba and CuPy.
+"""The hot loops: im2col/col2im, pooling, batch norm, ReLU and the residual add, in NumPy, Numba and CuPy.
 
 Kernels take and return arrays and know nothing about autograd. Each family lives in one file
 with its NumPy reference (``*_numpy``), Numba version (``*_numba``) and CuPy version (``*_cupy``)
@@ -26,10 +26,12 @@ from .pooling import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
+from .residual import residual_relu_backward, residual_relu_forward
 
 __all__ = [
     "im2col", "col2im", "im2col_channel_major", "col2im_channel_major", "layout",
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
     "batch_norm_train_forward", "batch_norm_backward",
     "batch_norm_relu_train_forward", "batch_norm_relu_backward", "relu_forward", "relu_backward",
+    "residual_relu_forward", "residual_relu_backward",
 ]

@@ -172,8 +172,7 @@ class ScaledResidualBlock(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.channels:
             raise ValueError(f"{type(self).__name__}({self.channels}) expects input (N, {self.channels}, H, W), "
                              f"got shape {x.shape}")
-        out = F.residual_add(x, self.residual(x), self.scale)
-        return F.relu(out) if self.activation else out
+        return F.residual_add(x, self.residual(x), self.scale, relu=self.activation)
 
     def extra_repr(self):
         return f"channels={self.channels}, scale={self.scale}, activation={self.activation}"
