@@ -228,8 +228,9 @@ def _relu(torch, a, options):
 
 @translates("ResidualAdd")
 def _residual_add(torch, a, options):
-    x, branch, scale = a
-    return branch * scale + x
+    x, branch, scale, relu = a
+    out = branch * scale + x
+    return torch.relu(out) if relu else out
 
 
 @translates("LocalResponseNorm")

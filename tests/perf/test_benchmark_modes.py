@@ -65,3 +65,19 @@ def test_the_replay_drops_each_intermediate_after_its_last_use_and_still_matches
     dropped = [key for keys in program.release for key in keys]
     assert len(dropped) == len(program.nodes) - 1  # every value but the output is dropped once read for the last time
     program.check(rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("activation", [True, False])
+def test_the_replay_of_an_inception_resnet_block_matches(activation):
+    """The residual add, with and without its ReLU, replays in PyTorch as it ran here."""
+    torch = pytest.importorskip("torch")
+    from benchmarks.torch_mirror import TorchProgram
+    from tinyinception.models.inception_resnet import InceptionResNetA
+    ti.manual_seed(3)
+    widths = {"branch_1x1": 4, "branch_3x3": (4, 4), "branch_3x3dbl": (4, 6, 8)}
+    block = InceptionResNetA(8, widths, 0.17, activation=activation).eval()
+    x = ti.Tensor(np.random.default_rng(3).standard_normal((2, 8, 5, 5)).astype(np.float32))
+    program = TorchProgram.trace(lambda: block(x), torch)
+    program.check(rtol=1e-5, atol=1e-5)
+    assert (program.ours[0] >= 0).all() == activation
