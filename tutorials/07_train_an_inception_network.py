@@ -8,8 +8,8 @@ branch of its first Inception block computes for one image; and the same run aga
 classifiers.
 
 **Run time:** minutes. The full run (``python tutorials/07_train_an_inception_network.py``) trains twice for
-2 epochs over 12,000 images: a few minutes on 2 idle cores, considerably longer on a busy machine (the page
-prints the seconds each run took). ``--quick`` trains on 128 images for one epoch (tens of seconds): the
+2 epochs over 12,000 images: about a minute on 2 idle cores, longer on a busy machine (the page prints the
+seconds each run took). ``--quick`` trains on 128 images for one epoch (tens of seconds): the
 numbers it prints show that the pipeline runs, not what the network can learn. Everything is
 written to ``runs/tutorials/07_train_an_inception_network/`` under the current folder.
 """

@@ -11,7 +11,7 @@ the measurement shows, whichever way it comes out.
 
 **Run time:** the full run (``python tutorials/09_multi_scale_branches.py``) trains for 3 epochs on 20,000
 images, about as much work as ``tinyinception train`` does in its 2 epochs plus half again, then runs the 4,000
-test images 37 times: about 5 to 10 minutes on 2 idle cores, much longer on a busy machine (the page prints the
+test images 37 times: about 3 to 4 minutes on 2 idle cores, longer on a busy machine (the page prints the
 seconds of each part). ``--quick`` trains for one epoch on 256 images and measures three blocks on 160 test
 images (well under a minute): a network that has barely learned, so its numbers show how the measurement works,
 not what a trained network does. Figures are also saved to ``runs/tutorials/09_multi_scale_branches/`` under the
