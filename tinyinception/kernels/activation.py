@@ -41,19 +41,19 @@ def _relu_backward_flat(grad_flat, y_flat, out_flat):
 
 def relu_forward_numba(x):
     y = np.empty_like(x)  # order "K": x's layout
-    x_flat, y_flat = layout.memory_order(x), layout.memory_order(y)
-    if x_flat is None or y_flat is None or x.strides != y.strides:
+    flats = layout.memory_orders(x, y)
+    if flats is None:
         return relu_forward_numpy(x)
-    _relu_flat(x_flat, y_flat)
+    _relu_flat(*flats)
     return y
 
 
 def relu_backward_numba(grad_y, y):
-    grad_flat, y_flat = layout.memory_order(grad_y), layout.memory_order(y)
-    if grad_flat is None or y_flat is None or grad_y.strides != y.strides:
-        return relu_backward_numpy(grad_y, y)
     grad_x = np.empty_like(y)
-    _relu_backward_flat(grad_flat, y_flat, layout.memory_order(grad_x))
+    flats = layout.memory_orders(grad_y, y, grad_x)
+    if flats is None:
+        return relu_backward_numpy(grad_y, y)
+    _relu_backward_flat(*flats)
     return grad_x
 
 

@@ -86,6 +86,15 @@ def memory_order(array):
     return array.ravel(order="K") if is_dense(array) else None
 
 
+def memory_orders(*arrays):
+    """Flat views (`memory_order`) of arrays that an elementwise kernel walks together, or None unless every one is
+    dense and all share one layout (the same strides), so that element i of each view is the same (n, c, h, w)."""
+    flats = [memory_order(array) for array in arrays]
+    if any(flat is None for flat in flats) or any(array.strides != arrays[0].strides for array in arrays):
+        return None
+    return flats
+
+
 def as_layout_of(array, reference):
     """``array`` in the memory layout of ``reference`` (channel-major or C-contiguous NCHW),
     copied only when the layouts differ."""

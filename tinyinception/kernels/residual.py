@@ -45,17 +45,9 @@ def _residual_relu_backward_flat(grad_flat, y_flat, scale, grad_x_flat, grad_bra
         grad_branch_flat[i] = grad * scale
 
 
-def _same_memory_order(*arrays):
-    """The arrays' memory as flat views when all are dense with the same strides, else None."""
-    flats = [layout.memory_order(array) for array in arrays]
-    if any(flat is None for flat in flats) or any(array.strides != arrays[0].strides for array in arrays):
-        return None
-    return flats
-
-
 def residual_relu_forward_numba(x, branch, scale):
     y = np.empty_like(branch)  # order "K": branch's layout
-    flats = _same_memory_order(x, branch, y)
+    flats = layout.memory_orders(x, branch, y)
     if flats is None:
         return residual_relu_forward_numpy(x, branch, scale)
     _residual_relu_flat(flats[0], flats[1], scale, flats[2])
@@ -64,7 +56,7 @@ def residual_relu_forward_numba(x, branch, scale):
 
 def residual_relu_backward_numba(grad_y, y, scale):
     grad_x, grad_branch = np.empty_like(y), np.empty_like(y)
-    flats = _same_memory_order(grad_y, y, grad_x, grad_branch)
+    flats = layout.memory_orders(grad_y, y, grad_x, grad_branch)
     if flats is None:
         return residual_relu_backward_numpy(grad_y, y, scale)
     _residual_relu_backward_flat(flats[0], flats[1], scale, flats[2], flats[3])
