@@ -6,6 +6,7 @@ import pytest
 
 import tinyinception as ti
 import tinyinception.functional as F
+from kernel_testing import random_array
 from tinyinception.kernels import chunked_im2col, threaded_blas
 
 im2col_module = importlib.import_module("tinyinception.kernels.im2col")  # the module, not the function
@@ -24,17 +25,13 @@ GEOMETRIES = [
 ]
 
 
-def _random(shape, dtype, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
-
 @needs_threaded_blas
 @pytest.mark.parametrize("kernel, stride, padding, dilation", GEOMETRIES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n, w", [(2, 11), (1, 300)])  # a wide row: one output row is more than a chunk
 def test_chunked_forward_equals_whole_im2col(kernel, stride, padding, dilation, dtype, n, w):
     c, h, f = 3, 13, 5
-    x_cnhw, weight = _random((c, n, h, w), dtype), _random((f, c) + kernel, dtype, 1)
+    x_cnhw, weight = random_array(0, (c, n, h, w), dtype), random_array(1, (f, c) + kernel, dtype)
     x = x_cnhw.transpose(1, 0, 2, 3)
     out_size = F._windows.output_size("test", x.shape, kernel, stride, padding, dilation)
     cols = im2col_module.im2col_channel_major_numpy(x, kernel, stride, padding, dilation, out_size)
@@ -48,9 +45,9 @@ def test_chunked_forward_equals_whole_im2col(kernel, stride, padding, dilation, 
 def test_non_finite_inputs_stay_where_they_are():
     """A NaN or inf in the input reaches exactly the outputs whose windows hold it: padding is a stored zero,
     never a product with the input, so nothing else turns NaN."""
-    x_cnhw = _random((3, 1, 9, 9), np.float32)
+    x_cnhw = random_array(0, (3, 1, 9, 9), np.float32)
     x_cnhw[0, 0, 4, 4], x_cnhw[1, 0, 0, 8] = np.nan, np.inf
-    weight = np.abs(_random((4, 3 * 9), np.float32, 1))
+    weight = np.abs(random_array(1, (4, 3 * 9), np.float32))
     out = chunked_im2col.forward(x_cnhw, weight, (3, 3), (2, 2), (1, 1), (1, 1), (5, 5)).reshape(4, 5, 5)
     expected = np.zeros((5, 5), bool)
     expected[2, 2] = True  # pixel (4, 4) lies in one window only (rows and columns 3-5)
@@ -61,7 +58,7 @@ def test_non_finite_inputs_stay_where_they_are():
 @needs_threaded_blas
 def test_the_stem_convolution_runs_chunked_and_matches_the_numpy_kernels():
     """GoogLeNet's 7x7/2 stem through F.conv2d: forward (chunked) and backward equal the NumPy reference path."""
-    x, weight = _random((2, 3, 32, 30), np.float32), _random((8, 3, 7, 7), np.float32, 1)
+    x, weight = random_array(0, (2, 3, 32, 30), np.float32), random_array(1, (8, 3, 7, 7), np.float32)
     results = {}
     for kernels in ("numba", "numpy"):
         with ti.backend.using_kernels(kernels):
