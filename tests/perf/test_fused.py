@@ -148,3 +148,131 @@ def test_a_hook_on_a_branch_sees_it_run_whole_and_changes_nothing():
         handle.remove()
     assert seen == [(2, model.inception3a.branch_3x3.conv.conv.out_channels, 16, 16)]  # small_input: 32 -> 16
     np.testing.assert_allclose(hooked, expected, rtol=1e-5, atol=1e-6)
+
+
+# --- the pool branch: an average pool moved past its 1x1 convolution into the stacked product -----------------------
+POOL_CASES = {
+    "padding counted": dict(kernel_size=3, stride=1, padding=1, count_include_pad=True),
+    "real pixels only": dict(kernel_size=3, stride=1, padding=1, count_include_pad=False),
+    "ceil mode": dict(kernel_size=3, stride=1, padding=1, ceil_mode=True, count_include_pad=True),
+}
+
+
+def _pool_block(kind, dtype, training):
+    """Three 1x1 units and a pooled unit on 4 channels (in train or eval mode, random running statistics)."""
+    units = _units(kind, dtype, sizes=(3, 5, 2, 4))
+    rng = np.random.default_rng(7)
+    for unit in units:
+        unit.bn.running_mean.data[...] = rng.standard_normal(unit.bn.num_features)
+        unit.bn.running_var.data[...] = rng.uniform(0.5, 2.0, unit.bn.num_features)
+        unit.train(training)
+    return units[:3], units[3]
+
+
+def _run_pool_branch(kernels_name, kind, dtype, pool, x_array, training, stacking=True):
+    """(outputs, input gradient or None, parameter gradients, Conv2d.forward calls) of the block with a pool branch;
+    in eval mode under no_grad (the folded path), in train mode with a backward pass."""
+    units, pooled_unit = _pool_block(kind, dtype, training)
+    with ti.using_kernels(kernels_name), fused.stacking(stacking), ti.profiler.profile() as profile:
+        x = ti.Tensor(x_array.copy(), requires_grad=training)
+        if not training:
+            with ti.no_grad():
+                return [o.data for o in fused.stacked_pointwise(x, units, pooled_unit, pool)], None, [], profile
+        outputs = fused.stacked_pointwise(x, units, pooled_unit, pool)
+        rng = np.random.default_rng(3)
+        loss = sum((out * ti.Tensor(rng.standard_normal(out.shape).astype(dtype))).sum() for out in outputs)
+        loss.backward()
+    params = [p.grad for unit in units + [pooled_unit] for p in unit.parameters()]
+    return [o.data for o in outputs], x.grad, params, profile
+
+
+def _channel_major_input(dtype, seed=1, shape=(3, 4, 5, 6)):
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    return layout.from_channel_major(layout.channel_major(x))
+
+
+@pytest.mark.parametrize("pool", sorted(POOL_CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_pool_branch_after_its_1x1_equals_the_branch_as_written(pool, dtype, training):
+    """avg_pool(conv1x1(x)) in the stacked product equals conv1x1(avg_pool(x)) run as written on the NumPy kernels:
+    outputs, and in training the input's and every parameter's gradient, in float64 to 1e-10."""
+    x = _channel_major_input(dtype)
+    fast = _run_pool_branch("numba", "basic", dtype, POOL_CASES[pool], x, training)
+    reference = _run_pool_branch("numpy", "basic", dtype, POOL_CASES[pool], x, training)
+    assert fast[3].calls["Conv2d.forward"] == 1  # the four units' convolutions as one product
+    assert reference[3].calls["Conv2d.forward"] == 4
+    assert fast[0][3].shape == (3, 4, 5, 6)
+    rtol, atol = TOLERANCE[dtype]
+    for got, want in zip(fast[0] + ([fast[1]] if training else []) + fast[2],
+                         reference[0] + ([reference[1]] if training else []) + reference[2]):
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+def test_pool_branch_with_a_bias_moves_only_where_the_bias_is_added_after_the_pool():
+    """With count_include_pad a pooled bias shrinks at the border, so a unit with a bias keeps its pool first in
+    training (two products: the stacked three, then the pool branch) and moves it in inference (the folded output
+    pass adds the bias after the pool); both equal the NumPy reference."""
+    pool = POOL_CASES["padding counted"]
+    x = _channel_major_input(np.float64)
+    for training, convolutions in ((True, 2), (False, 1)):
+        fast = _run_pool_branch("numba", "biased", np.float64, pool, x, training)
+        reference = _run_pool_branch("numpy", "biased", np.float64, pool, x, training)
+        assert fast[3].calls["Conv2d.forward"] == convolutions
+        for got, want in zip(fast[0] + fast[2], reference[0] + reference[2]):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("pool", [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=3, stride=1, padding=0),
+                                  dict(kernel_size=2, stride=1, padding=0)])
+def test_a_pool_that_changes_the_map_stays_before_its_1x1(pool):
+    """Only a stride-1 pool that keeps the map's size moves (otherwise the product would do more work than the
+    branch): the others run as written, with the same result."""
+    x = _channel_major_input(np.float32)
+    fast = _run_pool_branch("numba", "basic", np.float32, pool, x, training=False)
+    reference = _run_pool_branch("numpy", "basic", np.float32, pool, x, training=False)
+    assert fast[3].calls["Conv2d.forward"] == 2
+    for got, want in zip(fast[0], reference[0]):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_pool_branch_after_its_1x1_keeps_non_finite_inputs_where_the_branch_does(value):
+    """A NaN or infinity in x reaches the same outputs, as the same kind of non-finite value, whichever runs first:
+    the pool spreads it over its 3x3 neighbourhood, the 1x1 over every output channel."""
+    x = _channel_major_input(np.float32)
+    x[1, 2, 2, 3] = value
+    x[2, 0, 0, 0] = value
+    fast = _run_pool_branch("numba", "basic", np.float32, POOL_CASES["padding counted"], x, training=False)
+    with fused.stacking(False):
+        reference = _run_pool_branch("numba", "basic", np.float32, POOL_CASES["padding counted"], x, training=False,
+                                     stacking=False)
+    got, want = fast[0][3], reference[0][3]
+    assert np.isnan(want).any() or np.isinf(want).any()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=2e-5, atol=2e-6)
+
+
+def test_bn_inception_pool_branch_joins_the_product_and_a_hook_keeps_it_whole():
+    """BN-Inception's ``branch_pool = Sequential(AvgPool2d, unit)`` joins its block's stacked product in inference
+    (one convolution for the four 1x1s); a forward hook on it makes the block call it as written, and sees it."""
+    model = ti.models.bn_inception(num_classes=5, width=0.25).eval()
+    block = model.inception3a
+    x = ti.Tensor(_channel_major_input(np.float32, shape=(2, block.branch_1x1.conv.in_channels, 7, 7)))
+    with ti.using_kernels("numba"), ti.no_grad():
+        with ti.profiler.profile() as stacked:
+            expected = block(x).data
+        seen = []
+        handle = block.branch_pool.register_forward_hook(lambda module, inputs, output: seen.append(output.shape))
+        with ti.profiler.profile() as hooked:
+            got = block(x).data
+        handle.remove()
+        with fused.stacking(False):
+            plain = block(x).data
+    assert stacked.calls["Conv2d.forward"] == 4  # the four 1x1s as one, then the three 3x3s
+    assert hooked.calls["Conv2d.forward"] == 5  # the pool branch on its own
+    assert seen == [(2, block.branch_pool.proj.conv.out_channels, 7, 7)]
+    np.testing.assert_allclose(got, plain, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(expected, plain, rtol=1e-5, atol=1e-5)

@@ -33,6 +33,7 @@ from collections import OrderedDict
 
 from .. import functional as F
 from .. import nn
+from ..nn.fused import run_branches
 from .common import BasicConv2d, check_input_size, scaled
 from .registry import build, register
 
@@ -143,7 +144,9 @@ class Mixed5b(nn.Module):
         self.out_channels = widths["branch_1x1"] + c5[1] + c3[2] + widths["branch_pool"]
 
     def forward(self, x):
-        return F.concat([self.branch_1x1(x), self.branch_5x5(x), self.branch_3x3dbl(x), self.branch_pool(x)], dim=1)
+        # the 1x1 convolutions on x run as one product, the pool after its 1x1 (see tinyinception.nn.fused)
+        return F.concat(run_branches(x, [self.branch_1x1, self.branch_5x5, self.branch_3x3dbl], self.branch_pool),
+                        dim=1)
 
 
 class ScaledResidualBlock(nn.Module):
@@ -165,7 +168,7 @@ class ScaledResidualBlock(nn.Module):
 
     def residual(self, x):
         """The scaled-down branch before the addition: expand_1x1(concat(branches(x))), unscaled."""
-        branches = [getattr(self, name)(x) for name in self.branch_names]
+        branches = run_branches(x, [getattr(self, name) for name in self.branch_names])  # 1x1s as one product
         return self.expand_1x1(F.concat(branches, dim=1))
 
     def forward(self, x):
@@ -255,7 +258,7 @@ class ReductionB(nn.Module):
         self.out_channels = ca[1] + cb[1] + cd[2] + in_channels
 
     def forward(self, x):
-        branches = [self.branch_3x3a(x), self.branch_3x3b(x), self.branch_3x3dbl(x), self.branch_pool(x)]
+        branches = run_branches(x, [self.branch_3x3a, self.branch_3x3b, self.branch_3x3dbl]) + [self.branch_pool(x)]
         return F.concat(branches, dim=1)
 
 

@@ -92,9 +92,8 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _pool_3x3(x):
-    """The pool branches' 3x3 stride-1 average pool; torchvision keeps F.avg_pool2d's count_include_pad=True."""
-    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1)
+# The pool branches' 3x3 stride-1 average pool (F.avg_pool2d's arguments); torchvision keeps count_include_pad=True.
+POOL_3X3 = dict(kernel_size=3, stride=1, padding=1, count_include_pad=True)
 
 
 class InceptionA(nn.Module):
@@ -119,12 +118,12 @@ class InceptionA(nn.Module):
         self.out_channels = branch1x1 + branch5x5[1] + branch3x3dbl[2] + branch_pool
 
     def forward(self, x):
-        # the three 1x1 convolutions on x run as one matrix product (same result as calling them one by one)
-        branch1x1, reduced_5x5, reduced_3x3dbl = stacked_pointwise(
-            x, [self.branch1x1, self.branch5x5_1, self.branch3x3dbl_1])
+        # the four 1x1 convolutions on x run as one matrix product, the pool branch's pool after its 1x1 (same
+        # result as the branches as written, within float32 rounding; see tinyinception.nn.fused)
+        branch1x1, reduced_5x5, reduced_3x3dbl, branch_pool = stacked_pointwise(
+            x, [self.branch1x1, self.branch5x5_1, self.branch3x3dbl_1], self.branch_pool, POOL_3X3)
         branch5x5 = self.branch5x5_2(reduced_5x5)
         branch3x3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(reduced_3x3dbl))
-        branch_pool = self.branch_pool(_pool_3x3(x))
         return F.concat([branch1x1, branch5x5, branch3x3dbl, branch_pool], dim=1)
 
 
@@ -181,14 +180,13 @@ class InceptionC(nn.Module):
         self.out_channels = branch1x1 + branch7x7[2] + branch7x7dbl[4] + branch_pool
 
     def forward(self, x):
-        branch1x1, reduced_7x7, branch7x7dbl = stacked_pointwise(  # the 1x1 convolutions on x as one product
-            x, [self.branch1x1, self.branch7x7_1, self.branch7x7dbl_1])
+        pool = dict(POOL_3X3, count_include_pad=self.pool_count_include_pad)
+        branch1x1, reduced_7x7, branch7x7dbl, branch_pool = stacked_pointwise(  # the 1x1s on x as one product
+            x, [self.branch1x1, self.branch7x7_1, self.branch7x7dbl_1], self.branch_pool, pool)
         branch7x7 = self.branch7x7_3(self.branch7x7_2(reduced_7x7))
         for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4,
                       self.branch7x7dbl_5):
             branch7x7dbl = layer(branch7x7dbl)
-        pooled = F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=self.pool_count_include_pad)
-        branch_pool = self.branch_pool(pooled)
         return F.concat([branch1x1, branch7x7, branch7x7dbl, branch_pool], dim=1)
 
 
@@ -211,9 +209,9 @@ class InceptionD(nn.Module):
         self.out_channels = branch3x3[1] + branch7x7x3[3] + in_channels
 
     def forward(self, x):
-        branch3x3 = self.branch3x3_2(self.branch3x3_1(x))
-        branch7x7x3 = x
-        for layer in (self.branch7x7x3_1, self.branch7x7x3_2, self.branch7x7x3_3, self.branch7x7x3_4):
+        reduced_3x3, branch7x7x3 = stacked_pointwise(x, [self.branch3x3_1, self.branch7x7x3_1])  # one product
+        branch3x3 = self.branch3x3_2(reduced_3x3)
+        for layer in (self.branch7x7x3_2, self.branch7x7x3_3, self.branch7x7x3_4):
             branch7x7x3 = layer(branch7x7x3)
         branch_pool = F.max_pool2d(x, kernel_size=3, stride=2)
         return F.concat([branch3x3, branch7x7x3, branch_pool], dim=1)
@@ -243,12 +241,11 @@ class InceptionE(nn.Module):
         self.out_channels = branch1x1 + 2 * branch3x3[1] + 2 * branch3x3dbl[2] + branch_pool
 
     def forward(self, x):
-        branch1x1, reduced, reduced_dbl = stacked_pointwise(  # the 1x1 convolutions on x as one product
-            x, [self.branch1x1, self.branch3x3_1, self.branch3x3dbl_1])
+        branch1x1, reduced, reduced_dbl, branch_pool = stacked_pointwise(  # the 1x1s on x as one product
+            x, [self.branch1x1, self.branch3x3_1, self.branch3x3dbl_1], self.branch_pool, POOL_3X3)
         branch3x3 = F.concat([self.branch3x3_2a(reduced), self.branch3x3_2b(reduced)], dim=1)
         reduced_dbl = self.branch3x3dbl_2(reduced_dbl)
         branch3x3dbl = F.concat([self.branch3x3dbl_3a(reduced_dbl), self.branch3x3dbl_3b(reduced_dbl)], dim=1)
-        branch_pool = self.branch_pool(_pool_3x3(x))
         return F.concat([branch1x1, branch3x3, branch3x3dbl, branch_pool], dim=1)
 
 

@@ -31,6 +31,7 @@ blocks at 3x3 (blocks unchanged, parameter shapes as at full size). Smallest inp
 """
 from .. import functional as F
 from .. import nn
+from ..nn.fused import stacked_pointwise
 from .common import BasicConv2d, check_input_size, scale_widths
 from .inception_v3 import InceptionC as _InceptionV3C
 from .inception_v3 import InceptionD as _InceptionV3D
@@ -54,9 +55,9 @@ INCEPTION_V4_BLOCKS = [
 ]
 
 
-def _pool_3x3(x):
-    """The pool branches' 3x3 stride-1 average pool over real pixels only (TensorFlow's SAME pooling)."""
-    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+# The pool branches' 3x3 stride-1 average pool over real pixels only (TensorFlow's SAME pooling), as
+# F.avg_pool2d's arguments
+POOL_3X3 = dict(kernel_size=3, stride=1, padding=1, count_include_pad=False)
 
 
 class Mixed3a(nn.Module):
@@ -92,9 +93,9 @@ class Mixed4a(nn.Module):
         self.out_channels = branch3x3[1] + branch7x7x3[3]
 
     def forward(self, x):
-        branch3x3 = self.branch3x3_2(self.branch3x3_1(x))
-        branch7x7x3 = x
-        for layer in (self.branch7x7x3_1, self.branch7x7x3_2, self.branch7x7x3_3, self.branch7x7x3_4):
+        reduced_3x3, branch7x7x3 = stacked_pointwise(x, [self.branch3x3_1, self.branch7x7x3_1])  # one product
+        branch3x3 = self.branch3x3_2(reduced_3x3)
+        for layer in (self.branch7x7x3_2, self.branch7x7x3_3, self.branch7x7x3_4):
             branch7x7x3 = layer(branch7x7x3)
         return F.concat([branch3x3, branch7x7x3], dim=1)
 
@@ -162,10 +163,12 @@ class InceptionA(nn.Module):
         self.out_channels = branch1x1 + branch3x3[1] + branch3x3dbl[2] + branch_pool
 
     def forward(self, x):
-        branch1x1 = self.branch1x1(x)
-        branch3x3 = self.branch3x3_2(self.branch3x3_1(x))
-        branch3x3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        branch_pool = self.branch_pool(_pool_3x3(x))
+        # the four 1x1 convolutions on x run as one matrix product, the pool branch's pool after its 1x1 (same
+        # result as the branches as written, within float32 rounding; see tinyinception.nn.fused)
+        branch1x1, reduced_3x3, reduced_dbl, branch_pool = stacked_pointwise(
+            x, [self.branch1x1, self.branch3x3_1, self.branch3x3dbl_1], self.branch_pool, POOL_3X3)
+        branch3x3 = self.branch3x3_2(reduced_3x3)
+        branch3x3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(reduced_dbl))
         return F.concat([branch1x1, branch3x3, branch3x3dbl, branch_pool], dim=1)
 
 
@@ -242,12 +245,11 @@ class InceptionC(nn.Module):
         self.out_channels = branch1x1 + 2 * branch3x3[1] + 2 * branch3x3dbl[3] + branch_pool
 
     def forward(self, x):
-        branch1x1 = self.branch1x1(x)
-        reduced = self.branch3x3_1(x)
+        branch1x1, reduced, reduced_dbl, branch_pool = stacked_pointwise(  # the 1x1s on x as one product
+            x, [self.branch1x1, self.branch3x3_1, self.branch3x3dbl_1], self.branch_pool, POOL_3X3)
         branch3x3 = F.concat([self.branch3x3_2a(reduced), self.branch3x3_2b(reduced)], dim=1)
-        reduced_dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        reduced_dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(reduced_dbl))
         branch3x3dbl = F.concat([self.branch3x3dbl_4a(reduced_dbl), self.branch3x3dbl_4b(reduced_dbl)], dim=1)
-        branch_pool = self.branch_pool(_pool_3x3(x))
         return F.concat([branch1x1, branch3x3, branch3x3dbl, branch_pool], dim=1)
 
 

@@ -64,15 +64,22 @@ def folded_conv(x, weight, pairs, relu=True):
     (one pair: its own weight), as ONE convolution and ONE output pass. Returns the (N, sum F_i, H', W') tensor.
     Every pair must satisfy `foldable`; the geometry is the first convolution's."""
     conv = pairs[0][0]
+    with no_grad():
+        out = F.conv2d(x, weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+    output_pass_(out.data, pairs, relu)
+    return out
+
+
+def output_pass_(out, pairs, relu=True):
+    """In place on ``out`` (N, sum F_i, H', W'), the bias-free output of the convolutions in ``pairs`` (or anything
+    linear after it, such as an average pool): BatchNorm ``bn_i`` with ``conv_i``'s bias, then ReLU, in one pass.
+    Returns out."""
     affine = [folded_affine(bn, c.bias) for c, bn in pairs]
     xp = get_array_module(affine[0][0])
     scale = affine[0][0] if len(affine) == 1 else xp.concatenate([a[0] for a in affine])
     shift = affine[0][1] if len(affine) == 1 else xp.concatenate([a[1] for a in affine])
-    with no_grad():
-        out = F.conv2d(x, weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
-    epilogue.channel_affine_(out.data, scale.astype(out.dtype, copy=False), shift.astype(out.dtype, copy=False),
-                             relu)
-    return out
+    return epilogue.channel_affine_(out, scale.astype(out.dtype, copy=False), shift.astype(out.dtype, copy=False),
+                                    relu)
 
 
 def conv_bn_relu(conv, bn, x, relu=True):

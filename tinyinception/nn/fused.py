@@ -12,16 +12,28 @@ contiguous block of the stacked output: no copy. Backward is one GEMM for the in
 three (N, C, H, W) gradients) and one for the stacked weight's. The result equals running the units one by one
 (tests/perf/test_fused.py checks it against the NumPy reference path); parameters, buffers and state_dict keys are
 the units' own.
+
+The pool branch of Inception-v3's, Inception-v4's and BN-Inception's blocks (a stride-1 3x3 average pool, then a
+1x1 unit on the block's input) joins the product too, because an average pool and a 1x1 convolution commute: both
+are linear, the pool mixes pixels with weights that are the same for every channel, the convolution mixes channels
+with weights that are the same for every pixel, so
+
+    conv1x1(avg_pool(x)) = avg_pool(conv1x1(x))          (without the convolution's bias; it is added after)
+
+and the pool then runs on the unit's F output channels instead of the block's C input channels (Inception-v3's
+last blocks: 192 instead of 2048), its BatchNorm and ReLU after it. The result equals the branch as written
+within float32 rounding (the sums are taken in another order).
 """
 import contextlib
 import threading
 
 from .. import backend
 from .. import functional as F
-from ..autograd import Function
+from ..autograd import Function, no_grad
 from ..kernels import layout
 from . import fold
 from .containers import Sequential
+from .pooling import AvgPool2d
 
 _state = threading.local()  # per thread: one thread switching stacking off leaves the others alone
 
@@ -41,7 +53,7 @@ def stacking(enabled):
         _state.enabled = previous
 
 
-def stacked_pointwise(x, units):
+def stacked_pointwise(x, units, pooled_unit=None, pool=None):
     """``[unit(x) for unit in units]`` with the units' 1x1 convolutions run as one GEMM.
 
     x: (N, C, H, W); units: Conv-BN-ReLU modules (submodules ``conv`` and ``bn``, e.g.
@@ -49,28 +61,85 @@ def stacked_pointwise(x, units):
     all without). Falls back to calling the units one by one where stacking does not apply (other kernels than
     Numba, other unit kinds, a single unit, inside ``stacking(False)``) or when a unit, its convolution or its
     BatchNorm has forward hooks (`ti.summary` counts each convolution through them).
+
+    pooled_unit, pool: a block's pool branch, ``pooled_unit(F.avg_pool2d(x, **pool))`` with ``pool`` the keyword
+    arguments of a stride-1 average pool that keeps the map's size; its output is appended to the list. Where it
+    stacks, its convolution joins the product and the pool runs on its output (module docstring).
     """
+    if pooled_unit is not None:
+        pairs = [(unit.conv, unit.bn) for unit in list(units) + [pooled_unit]]
+        if not (stacks(x, list(units) + [pooled_unit]) and pool_moves(pool, pairs, x)):
+            return stacked_pointwise(x, units) + [pooled_unit(F.avg_pool2d(x, **pool))]
+        return [make() for make in stacked_parts(x, pairs, pool)]
     if not stacks(x, units):
         return [unit(x) for unit in units]
     return [make() for make in stacked_parts(x, [(unit.conv, unit.bn) for unit in units])]
 
 
-def stacked_parts(x, pairs):
+def stacked_parts(x, pairs, pool=None):
     """The stacked product of the (conv, bn) ``pairs`` (checked with `stacks`) on x, as one function per pair that
-    returns that pair's ``relu(bn(conv(x)))``. A part is cut from the stacked output (and its BatchNorm run) only
-    when asked for, so a part nobody asks for takes no place in the graph: its channels get a zero gradient."""
+    returns that pair's ``relu(bn(conv(x)))``; with ``pool`` (F.avg_pool2d's keyword arguments, checked with
+    `pool_moves`), the last pair's part is ``relu(bn(avg_pool(conv(x))))`` instead. A part is cut from the stacked
+    output (and its BatchNorm run) only when asked for, so a part nobody asks for takes no place in the graph: its
+    channels get a zero gradient."""
     weight = F.concat([conv.weight for conv, _ in pairs], dim=0)  # (F1 + F2 + ..., C, 1, 1)
     sizes = [conv.out_channels for conv, _ in pairs]
     if all(fold.foldable(conv, bn, x) for conv, bn in pairs):  # inference: one output pass for all units
-        split = ChannelSplit(fold.folded_conv(x, weight, pairs), sizes)
-        return [lambda i=i: split.part(i) for i in range(len(pairs))]
+        return _folded_parts(x, weight, pairs, sizes, pool)
     has_bias = pairs[0][0].bias is not None
     bias = F.concat([conv.bias for conv, _ in pairs], dim=0) if has_bias else None
     split = ChannelSplit(F.conv2d(x, weight, bias), sizes)  # channel-major (N, F1 + F2 + ..., H, W)
-    return [lambda i=i, bn=bn: bn.forward_relu(split.part(i)) for i, (_, bn) in enumerate(pairs)]
+    parts = [lambda i=i, bn=bn: bn.forward_relu(split.part(i)) for i, (_, bn) in enumerate(pairs)]
+    if pool is not None:
+        last, last_bn = len(pairs) - 1, pairs[-1][1]
+        parts[-1] = lambda: last_bn.forward_relu(F.avg_pool2d(split.part(last), **pool))
+    return parts
 
 
-def run_branches(x, branches):
+def _folded_parts(x, weight, pairs, sizes, pool):
+    """`stacked_parts` in inference: one product, BatchNorm and ReLU in one output pass over it (the pooled
+    part's after its pool, the convolution's bias with them: the pool moves past the product only)."""
+    if pool is None:
+        split = ChannelSplit(fold.folded_conv(x, weight, pairs), sizes)
+        return [lambda i=i: split.part(i) for i in range(len(pairs))]
+    with no_grad():
+        stacked = F.conv2d(x, weight)
+    fold.output_pass_(stacked.data[:, :sum(sizes[:-1])], pairs[:-1])  # channel-major: one block of channels
+    split, last = ChannelSplit(stacked, sizes), len(pairs) - 1
+
+    def pooled_part():
+        with no_grad():
+            pooled = F.avg_pool2d(split.part(last), **pool)
+        fold.output_pass_(pooled.data, pairs[-1:])
+        return pooled
+    return [lambda i=i: split.part(i) for i in range(last)] + [pooled_part]
+
+
+def pool_moves(pool, pairs, x):
+    """True when the last of the stacked (conv, bn) ``pairs``, ``bn(conv(avg_pool(x)))``, may run as
+    ``bn(avg_pool(conv(x)))``: a stride-1 average pool that keeps the map's size (so the product does the same
+    work), and a convolution without a bias, or a bias that the folded output pass adds after the pool (every pair
+    folds). With count_include_pad, a pool of a constant bias is smaller at the border: it must not be pooled."""
+    kernel = _pair(pool.get("kernel_size"))
+    stride = _pair(pool.get("stride") if pool.get("stride") is not None else kernel)
+    padding = _pair(pool.get("padding", 0))
+    keeps_size = stride == (1, 1) and all(k == 2 * p + 1 for k, p in zip(kernel, padding))
+    return keeps_size and (pairs[-1][0].bias is None or all(fold.foldable(conv, bn, x) for conv, bn in pairs))
+
+
+def _pair(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def pool_arguments(module):
+    """F.avg_pool2d's keyword arguments of an ``nn.AvgPool2d`` without hooks or divisor_override, else None."""
+    if not isinstance(module, AvgPool2d) or module._forward_hooks or module.divisor_override is not None:
+        return None
+    return dict(kernel_size=module.kernel_size, stride=module.stride, padding=module.padding,
+                ceil_mode=module.ceil_mode, count_include_pad=module.count_include_pad)
+
+
+def run_branches(x, branches, pool_branch=None):
     """``[branch(x) for branch in branches]``, with the 1x1 units that open the branches run as one stacked product.
 
     Each branch is either a 1x1 Conv-BN-ReLU unit itself or a ``Sequential`` whose first child is one (GoogLeNet's
@@ -78,13 +147,36 @@ def run_branches(x, branches):
     `stacked_parts`; then every branch is called as usual (``branch(x)``, so its forward hooks fire), and its
     first unit, calling `fold.conv_bn_relu` on this ``x``, receives its part of the stacked product instead of
     computing it (`fold.precomputed`).
+
+    pool_branch: a ``Sequential(nn.AvgPool2d, unit)`` (BN-Inception's ``branch_pool``), whose output is appended.
+    Where its pool moves past its unit (`pool_moves`) and neither has hooks, the unit joins the product as in
+    `stacked_pointwise`; otherwise it is called as usual.
     """
     heads = [branch[0] if isinstance(branch, Sequential) else branch for branch in branches]
+    pooled = _pooled_unit(pool_branch)
+    if pooled is not None and stacks(x, heads + [pooled[0]]):
+        unit, pool = pooled
+        pairs = [(head.conv, head.bn) for head in heads + [unit]]
+        if pool_moves(pool, pairs, x):
+            parts = stacked_parts(x, pairs, pool)
+            with fold.precomputed({id(head.conv): (x, part) for head, part in zip(heads, parts)}):
+                return [branch(x) for branch in branches] + [parts[-1]()]
+    tail = [] if pool_branch is None else [pool_branch]
     if not stacks(x, heads):
-        return [branch(x) for branch in branches]
+        return [branch(x) for branch in branches + tail]
     parts = stacked_parts(x, [(head.conv, head.bn) for head in heads])
     with fold.precomputed({id(head.conv): (x, part) for head, part in zip(heads, parts)}):
-        return [branch(x) for branch in branches]
+        return [branch(x) for branch in branches + tail]
+
+
+def _pooled_unit(pool_branch):
+    """(unit, F.avg_pool2d's arguments) of a ``Sequential(nn.AvgPool2d, unit)`` pool branch without hooks, else
+    None."""
+    if (not isinstance(pool_branch, Sequential) or pool_branch._forward_hooks or len(pool_branch) != 2
+            or not hasattr(pool_branch[1], "conv")):
+        return None
+    pool = pool_arguments(pool_branch[0])
+    return None if pool is None else (pool_branch[1], pool)
 
 
 def stacks(x, units):
