@@ -169,3 +169,22 @@ def test_dense_arrays_and_their_memory_order_views():
     np.testing.assert_array_equal(flat, cnhw.reshape(-1))  # memory order, not the (N, C, H, W) index order
     gapped = np.zeros((4, 6), np.float32)[:, ::2]
     assert not layout.is_dense(gapped) and layout.memory_order(gapped) is None
+
+
+def test_arrays_walked_together_share_a_layout_whatever_the_stride_of_a_length_one_axis(monkeypatch):
+    """At batch 1 a channel-major array and an NCHW one lie in memory alike (only the unused batch stride differs):
+    the one-pass kernels take them together. At batch 2 they do not, and `memory_orders` says so."""
+    for batch, shared in ((1, True), (2, False)):
+        cnhw = np.arange(batch * 3 * 2 * 2, dtype=np.float32).reshape(3, batch, 2, 2)
+        channel_major = layout.from_channel_major(cnhw)
+        nchw = np.empty((batch, 3, 2, 2), np.float32)
+        nchw[...] = channel_major
+        assert channel_major.strides != nchw.strides
+        assert layout.same_layout(channel_major, nchw) is shared
+        assert (layout.memory_orders(channel_major, nchw) is not None) is shared
+    x = layout.from_channel_major(np.random.default_rng(0).standard_normal((3, 1, 4, 4)).astype(np.float32))
+    branch = np.empty((1, 3, 4, 4), np.float32)
+    branch[...] = np.random.default_rng(1).standard_normal((1, 3, 4, 4))
+    expected = kernels.residual.residual_relu_forward_numpy(x, branch, np.float32(0.2))
+    monkeypatch.setattr(kernels.residual, "residual_relu_forward_numpy", None)  # the one-pass kernel must run
+    np.testing.assert_array_equal(kernels.residual.residual_relu_forward_numba(x, branch, np.float32(0.2)), expected)

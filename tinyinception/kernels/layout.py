@@ -90,9 +90,17 @@ def memory_orders(*arrays):
     """Flat views (`memory_order`) of arrays that an elementwise kernel walks together, or None unless every one is
     dense and all share one layout (the same strides), so that element i of each view is the same (n, c, h, w)."""
     flats = [memory_order(array) for array in arrays]
-    if any(flat is None for flat in flats) or any(array.strides != arrays[0].strides for array in arrays):
+    if any(flat is None for flat in flats) or not all(same_layout(array, arrays[0]) for array in arrays):
         return None
     return flats
+
+
+def same_layout(a, b):
+    """True when a and b have one shape and walk memory in one order: equal strides on every axis longer than 1.
+    (An axis of length 1 is never stepped along, so its stride says nothing: at batch 1 a channel-major array and an
+    NCHW one lie in memory alike.)"""
+    return a.shape == b.shape and all(stride_a == stride_b for stride_a, stride_b, size
+                                      in zip(a.strides, b.strides, a.shape) if size > 1)
 
 
 def as_layout_of(array, reference):
