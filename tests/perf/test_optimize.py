@@ -12,8 +12,8 @@ from tinyinception.nn import fused
 from helpers import randomise_batch_norms
 
 
-def unit(in_channels, out_channels, kernel_size, padding=0):
-    return [nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=False),
+def unit(in_channels, out_channels, kernel_size, padding=0, bias=False):
+    return [nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=bias),
             nn.BatchNorm2d(out_channels, eps=1e-3), nn.ReLU()]
 
 
@@ -185,3 +185,86 @@ def test_an_optimized_model_survives_deepcopy_and_pickle_and_optimize_leaves_the
         assert ti.optimize(network) is network
         np.testing.assert_array_equal(network(image).data, before)
     assert not any(isinstance(m, nn.FusedSequential) for m in network.modules())
+
+
+class UserInceptionA(nn.Module):
+    """Inception-v3's 35x35 block as a user writes it from ti.nn layers (channels scaled down), with its average-pool
+    branch: ``Sequential(AvgPool2d(3, stride=1, padding=1), Conv2d 1x1, BatchNorm2d, ReLU)``."""
+
+    def __init__(self, c=12, bias=False):
+        super().__init__()
+        self.branch1x1 = nn.Sequential(*unit(c, 6, 1, bias=bias))
+        self.branch5x5 = nn.Sequential(*unit(c, 4, 1, bias=bias), *unit(4, 6, 5, padding=2, bias=bias))
+        self.branch3x3dbl = nn.Sequential(*unit(c, 6, 1, bias=bias), *unit(6, 8, 3, padding=1, bias=bias),
+                                          *unit(8, 8, 3, padding=1, bias=bias))
+        self.branch_pool = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1), *unit(c, 4, 1, bias=bias))
+
+    def forward(self, x):
+        return ti.concat([self.branch1x1(x), self.branch5x5(x), self.branch3x3dbl(x), self.branch_pool(x)], dim=1)
+
+
+def pool_block_pair(seed=0, bias=False):
+    ti.manual_seed(seed)
+    plain = randomise_batch_norms(UserInceptionA(bias=bias), seed)
+    return plain, ti.optimize(copy.deepcopy(plain))
+
+
+def test_a_pool_branch_joins_its_siblings_product_with_its_pool_after_the_1x1():
+    """Training and inference: the four 1x1 convolutions on x run as one product (4 convolutions instead of 7), the
+    pool on the branch's 4 channels, and the results equal the plain block's on the NumPy kernels."""
+    plain, optimized = pool_block_pair()
+    x = batch(9, (2, 12, 7, 7))
+    reference = train_step(plain, x, "numpy")
+    with ti.profiler.profile() as profile:
+        result = train_step(optimized, x, "numba")
+    for what, got, want in zip(("output", "input gradient"), result[:2], reference[:2]):
+        close(got, want, what)
+    for what in (2, 3):
+        for name in reference[what]:
+            close(result[what][name], reference[what][name], name)
+    assert profile.calls["Conv2d.forward"] == 4 and profile.calls["AvgPool2d.forward"] == 1
+    plain.eval(), optimized.eval()
+    with ti.using_kernels("numba"), ti.no_grad(), ti.profiler.profile() as profile:
+        folded = optimized(ti.Tensor(x)).data
+    close(folded, plain(ti.Tensor(x)).data, "eval output")
+    assert profile.calls["Conv2d.forward"] == 4 and profile.calls.get("BatchNorm.forward", 0) == 0
+
+
+def test_an_optimized_user_pool_block_runs_the_same_operations_as_inception_v3s_block():
+    from tinyinception.models.inception_v3 import InceptionA
+    x_array = batch(10, (2, 12, 6, 6))
+    calls = {}
+    for name, block in (("models", InceptionA(12, 6, (4, 6), (6, 8, 8), 4)), ("user", pool_block_pair()[1])):
+        block.train()
+        with ti.using_kernels("numba"), ti.profiler.profile() as profile:
+            x = ti.Tensor(x_array, requires_grad=True)
+            block(x).sum().backward()
+        calls[name] = dict(profile.calls)
+    assert calls["user"] == calls["models"]
+
+
+def test_a_hooked_pool_or_a_pooled_bias_in_training_keeps_the_pool_before_its_1x1():
+    """A forward hook on the AvgPool2d sees it run on the block's input; a bias on the pool branch's convolution
+    keeps the pool first in training (pooling the bias would change the border) and moves it in inference (every
+    convolution with a bias here, as in BN-Inception: units stack only with units like them)."""
+    plain, optimized = pool_block_pair()
+    seen = []
+    optimized.branch_pool[0].register_forward_hook(lambda module, inputs, output: seen.append(output.shape))
+    x = ti.Tensor(batch(11, (2, 12, 7, 7)))
+    with ti.using_kernels("numba"), ti.no_grad():
+        expected = plain.eval()(x).data
+        with ti.profiler.profile() as profile:
+            close(optimized.eval()(x).data, expected, "hooked pool")
+    assert seen == [(2, 12, 7, 7)] and profile.calls["Conv2d.forward"] == 5
+    plain, optimized = pool_block_pair(bias=True)
+    x_array = batch(12, (2, 12, 7, 7))
+    with ti.profiler.profile() as profile:
+        result = train_step(optimized, x_array, "numba")
+    close(result[0], train_step(plain, x_array, "numpy")[0], "biased pool branch, training")
+    assert profile.calls["Conv2d.forward"] == 5
+    plain.eval(), optimized.eval()
+    with ti.using_kernels("numba"), ti.no_grad():
+        expected = plain(ti.Tensor(x_array)).data
+        with ti.profiler.profile() as profile:
+            close(optimized(ti.Tensor(x_array)).data, expected, "biased pool branch, inference")
+    assert profile.calls["Conv2d.forward"] == 4

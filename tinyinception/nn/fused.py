@@ -120,11 +120,16 @@ def pool_moves(pool, pairs, x):
     ``bn(avg_pool(conv(x)))``: a stride-1 average pool that keeps the map's size (so the product does the same
     work), and a convolution without a bias, or a bias that the folded output pass adds after the pool (every pair
     folds). With count_include_pad, a pool of a constant bias is smaller at the border: it must not be pooled."""
+    return pool_keeps_size(pool) and (pairs[-1][0].bias is None
+                                      or all(fold.foldable(conv, bn, x) for conv, bn in pairs))
+
+
+def pool_keeps_size(pool):
+    """True for F.avg_pool2d arguments of a stride-1 pool whose output has its input's size (kernel 2p + 1)."""
     kernel = _pair(pool.get("kernel_size"))
     stride = _pair(pool.get("stride") if pool.get("stride") is not None else kernel)
     padding = _pair(pool.get("padding", 0))
-    keeps_size = stride == (1, 1) and all(k == 2 * p + 1 for k, p in zip(kernel, padding))
-    return keeps_size and (pairs[-1][0].bias is None or all(fold.foldable(conv, bn, x) for conv, bn in pairs))
+    return stride == (1, 1) and all(k == 2 * p + 1 for k, p in zip(kernel, padding))
 
 
 def _pair(value):

@@ -15,6 +15,10 @@ containers ``FusedSequential``):
   (`tinyinception.nn.fused.stacked_parts`) and the siblings called on that same input tensor take their part of it.
   Siblings called on other inputs simply compute their own; a group whose siblings never share an input stops
   stacking after one call. The parts last until the parent module's forward returns.
+* a pool branch, a Sequential that opens with a stride-1 ``AvgPool2d`` keeping the map's size followed by such a
+  1x1 unit (Inception-v3's), joins its siblings' product with its pool moved after its 1x1, as the networks' blocks
+  do (`tinyinception.nn.fused`: the two commute). One pool branch per group; with a bias on its convolution it
+  joins only in inference, where the bias is added after the pool.
 
 The result equals the unfused model's within float32 rounding. A forward hook on any layer still fires: a hooked
 Conv2d, BatchNorm2d or ReLU is run through its ``__call__`` and drops out of the fusions. Layers called one after
@@ -52,6 +56,10 @@ class FusedSequential(Sequential):
         children = list(self._modules.values())
         group = self.__dict__.get("_siblings")
         index = 0
+        if group is not None and group.pooled is self:  # a pool branch: pool, conv, BN and ReLU as one part
+            part = group.take(self, x)
+            if part is not None:
+                x, index = part, 4
         while index < len(children):
             run = _conv_bn_run(children, index)
             if run is None:
@@ -88,37 +96,58 @@ def _head(module):
     return None
 
 
+def _pool_head(module):
+    """``module`` when it is a FusedSequential opening with AvgPool2d -> Conv2d -> BatchNorm2d -> ReLU, the pool
+    stride 1 and keeping the map's size (a pool branch), else None."""
+    if not isinstance(module, FusedSequential) or len(module) < 4:
+        return None
+    children = list(module)
+    pool, run = fused.pool_arguments(children[0]), _conv_bn_run(children, 1)
+    if pool is None or run is None or not run[2] or not fused.pool_keeps_size(pool):
+        return None
+    return module
+
+
+def _pointwise(conv):
+    return conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0) and conv.groups == 1
+
+
 def _group_siblings(parent):
-    """Group the 1x1 heads of ``parent``'s children by what they can be stacked on; a group per kind, 2+ heads."""
+    """Group the 1x1 heads of ``parent``'s children by what they can be stacked on; a group per kind, 2+ heads, at
+    most one of them a pool branch."""
     if any(isinstance(hook, _EndOfRound) for hook in parent._forward_hooks.values()):
         return  # grouped by an earlier call
-    kinds = {}
+    kinds, pooled = {}, {}
     for child in parent.children():
-        head = _head(child)
-        if head is None:
+        head, pool_head = _head(child), _pool_head(child)
+        conv = list(head)[0] if head is not None else list(pool_head)[1] if pool_head is not None else None
+        if conv is None or not _pointwise(conv):
             continue
-        conv = list(head)[0]
-        if conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0) and conv.groups == 1:
-            kinds.setdefault((conv.in_channels, conv.weight.dtype, conv.bias is None), []).append(head)
-    for heads in kinds.values():
-        if len(heads) >= 2:
-            group = SiblingGroup(heads)
+        kind = (conv.in_channels, conv.weight.dtype, conv.bias is None)
+        if head is not None:
+            kinds.setdefault(kind, []).append(head)
+        else:
+            pooled.setdefault(kind, pool_head)
+    for kind, heads in kinds.items():
+        if len(heads) + (kind in pooled) >= 2:
+            group = SiblingGroup(heads, pooled.get(kind))
             parent.register_forward_hook(_EndOfRound(group))
 
 
 class SiblingGroup:
-    """Sibling FusedSequentials whose first units are stacked when called on the same input tensor."""
+    """Sibling FusedSequentials whose first units are stacked when called on the same input tensor; ``pooled``: a
+    pool branch (`_pool_head`) whose 1x1 joins them, its pool after it, or None."""
 
-    def __init__(self, members):
-        self.members, self.enabled, self._round = members, True, threading.local()
-        for member in members:
+    def __init__(self, members, pooled=None):
+        self.members, self.pooled, self.enabled, self._round = members, pooled, True, threading.local()
+        for member in members + ([pooled] if pooled is not None else []):
             member.__dict__["_siblings"] = self
 
     def __getstate__(self):  # copy.deepcopy and pickle: the current round (thread-local) is not part of the state
-        return {"members": self.members, "enabled": self.enabled}
+        return {"members": self.members, "pooled": self.pooled, "enabled": self.enabled}
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
+        self.__dict__.update({"pooled": None, **state})
         self._round = threading.local()
 
     def take(self, member, x):
@@ -128,14 +157,31 @@ class SiblingGroup:
         if parts is not None and id(member) in parts:
             return parts.pop(id(member))()
         self.end_round()
+        members, pool = self._round_members(x)
+        if member not in members:
+            return None
+        pairs = [(list(m)[0], list(m)[1]) for m in self.members]
+        if pool is not None:
+            pairs.append((list(self.pooled)[1], list(self.pooled)[2]))
+        makes = fused.stacked_parts(x, pairs, pool)
+        own = makes[members.index(member)]
+        self._round.x, self._round.size = x, len(members)
+        self._round.parts = {id(m): make for m, make in zip(members, makes) if m is not member}
+        return own()
+
+    def _round_members(self, x):
+        """(the members whose units stack on x, the pool branch last; its pool's arguments or None), or ([], None)
+        where stacking does not apply."""
         pairs = [(list(m)[0], list(m)[1]) for m in self.members]
         if not (self.enabled and self._stacks(x, pairs)):
-            return None
-        makes = fused.stacked_parts(x, pairs)
-        own = makes[self.members.index(member)]
-        self._round.x = x
-        self._round.parts = {id(m): make for m, make in zip(self.members, makes) if m is not member}
-        return own()
+            return [], None
+        if self.pooled is not None:
+            children = list(self.pooled)
+            pool, pair = fused.pool_arguments(children[0]), (children[1], children[2])
+            if (pool is not None and not children[3]._forward_hooks and self._stacks(x, [pair])
+                    and fused.pool_moves(pool, pairs + [pair], x)):
+                return self.members + [self.pooled], pool
+        return (self.members, None) if len(self.members) >= 2 else ([], None)
 
     def _parts(self, x):
         return self._round.parts if getattr(self._round, "x", None) is x else None
@@ -147,7 +193,7 @@ class SiblingGroup:
     def end_round(self):
         """Forget the parts of the current round; a round where no sibling took its part ends stacking here."""
         parts = getattr(self._round, "parts", None)
-        if parts is not None and len(parts) == len(self.members) - 1:
+        if parts is not None and len(parts) == getattr(self._round, "size", 0) - 1:
             self.enabled = False  # the siblings are not called on one input: stacking would only cost
         self._round.x = self._round.parts = None
 
