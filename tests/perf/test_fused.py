@@ -276,3 +276,23 @@ def test_bn_inception_pool_branch_joins_the_product_and_a_hook_keeps_it_whole():
     assert seen == [(2, block.branch_pool.proj.conv.out_channels, 7, 7)]
     np.testing.assert_allclose(got, plain, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(expected, plain, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channel_major", [True, False], ids=["channel-major", "nchw"])
+def test_inference_product_multiplies_each_weight_into_its_own_rows(dtype, channel_major):
+    """The stacked 1x1 product of inference, made without concatenating the weights (channel-major input) or with
+    (any other), equals one convolution by the concatenated weights, a non-finite weight included."""
+    rng = np.random.default_rng(5)
+    x_array = rng.standard_normal((2, 6, 5, 4)).astype(dtype)
+    x = ti.Tensor(layout.from_channel_major(layout.channel_major(x_array)) if channel_major else x_array)
+    weights = [ti.Tensor(rng.standard_normal((size, 6, 1, 1)).astype(dtype)) for size in (3, 5, 2)]
+    weights[1].data[2, 4, 0, 0] = np.nan
+    with ti.using_kernels("numba"), ti.no_grad():
+        got = fused.inference_product(x, weights)
+        want = ti.functional.conv2d(ti.Tensor(x_array), ti.concat(weights, dim=0))
+    assert got.shape == (2, 10, 5, 4)
+    assert layout.is_channel_major(got.data) or not channel_major  # channel-major in, channel-major out
+    rtol, atol = TOLERANCE[dtype]
+    np.testing.assert_allclose(got.data, want.data, rtol=rtol, atol=atol)
+    assert np.isnan(got.data[:, 5]).all() and np.isfinite(np.delete(got.data, 5, axis=1)).all()
