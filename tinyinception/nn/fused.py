@@ -135,7 +135,7 @@ def inference_product(x, weights):
     with profiler.section("Conv2d.forward"), profiler.section("gemm"):  # profiled as the one convolution it is
         start = 0
         for weight, size in zip(weights, sizes):
-            threaded_blas.gemm(weight.data[:, :, 0, 0], rows, out_rows[start:start + size])
+            threaded_blas.matmul(weight.data[:, :, 0, 0], rows, out_rows[start:start + size])
             start += size
     return Tensor(out)
 
