@@ -208,6 +208,21 @@ def test_a_forward_only_convolution_takes_winograd_only_with_enough_output_pixel
 
 
 @needs_pool
+def test_on_maps_of_8x8_and_smaller_winograd_pays_from_fewer_output_pixels():
+    """A forward-only 3x3 on 7x7 or 8x8 maps takes Winograd from 512 output pixels (the shifted products compute a
+    padding ring 1.5-1.65 times such a map); on a 17x17 map the same number of pixels keeps the shifted products."""
+    from tinyinception.functional.conv import _products_for
+
+    geometry = ((1, 1), (1, 1), (1, 1), 1)
+    cases = [((8, 32, 8, 8), winograd), ((16, 32, 7, 7), winograd), ((4, 32, 8, 8), shifted_conv),
+             ((2, 32, 17, 17), shifted_conv)]
+    with ti.using_kernels("numba"):
+        for shape, path in cases:
+            x = layout.from_channel_major(layout.channel_major(_random(shape, np.float32)))
+            assert _products_for(x, (64, 32, 3, 3), *geometry, forward_only=True) is path, shape
+
+
+@needs_pool
 @pytest.mark.parametrize("poison", [None, np.nan, np.inf], ids=["finite", "nan", "inf"])
 def test_a_valid_3x3_in_inference_is_the_interior_of_winogards_same_convolution(poison):
     """Padding 0 under no_grad: Winograd's "same" convolution, its border ring dropped, against the NumPy reference

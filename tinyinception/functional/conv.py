@@ -63,7 +63,8 @@ def _products_for(x, weight_shape, stride, padding, dilation, groups, forward_on
     if (products is shifted_conv
             and winograd.supports((kh, kw), stride, padding, dilation, c, f, x.shape[2:], forward_only=forward_only)
             and threaded_blas.available(x.dtype)
-            and (not forward_only or winograd.pays_forward_only(x.shape[0] * x.shape[2] * x.shape[3]))):
+            and (not forward_only or winograd.pays_forward_only(x.shape[0] * x.shape[2] * x.shape[3],
+                                                                  x.shape[2] * x.shape[3]))):
         return winograd
     return products
 

@@ -69,10 +69,20 @@ IN_PLACE_BYTES = 4 << 20
 # 1x17x17 384->384 2.00, 8x7x7 192->384 1.14, 1x35x35 64->96 1.11, 1x56x56 64->192 1.03; 8x14x14 160->320 0.75,
 # 8x35x35 64->96 0.68, 16x14x14 160->320 0.66. (Training keeps `supports` alone: its backward reuses the choice.)
 MIN_FORWARD_ONLY_PIXELS = 1536
+# ... except on maps of at most SMALL_MAP_PIXELS, where the shifted products also compute a padding ring of 1.5-1.65
+# times the map (7x7 -> 9x9 grid) and Winograd pays from MIN_SMALL_MAP_PIXELS output pixels on. Measured (2026-12-08,
+# as above): 8x8x8 448->384 0.89-0.91, 8x8x8 64->96 0.78, 16x7x7 192->320 0.82, 16x7x7 160->224 0.84, 16x7x7
+# 96->128 0.73-0.74, 16x7x7 192->384 0.96-0.99; but 8x7x7 192->384 (392 pixels) 1.14, and at the same 578-784
+# pixels on larger maps 1.0-1.14 (2x17x17 128->192 1.06, 4x14x14 160->320 1.02, 1x28x28 96->128 1.09-1.14).
+SMALL_MAP_PIXELS = 64
+MIN_SMALL_MAP_PIXELS = 512
 
 
-def pays_forward_only(pixels):
-    """True when a forward-only 3x3 convolution with ``pixels`` output pixels (N*H*W) runs faster by Winograd."""
+def pays_forward_only(pixels, map_pixels):
+    """True when a forward-only 3x3 convolution with ``pixels`` output pixels (N*H*W) on maps of ``map_pixels``
+    (H*W) runs faster by Winograd."""
+    if map_pixels <= SMALL_MAP_PIXELS:
+        return pixels >= MIN_SMALL_MAP_PIXELS
     return pixels >= MIN_FORWARD_ONLY_PIXELS
 
 
