@@ -17,12 +17,13 @@ from ._numba import njit, prange, threaded_when_large
 
 
 def residual_relu_forward_numpy(x, branch, scale):
+    """The reference, three array expressions (CuPy runs the same ones on the GPU)."""
     y = branch * scale + x
-    return np.maximum(y, 0, out=y)
+    return backend.get_array_module(y).maximum(y, 0, out=y)
 
 
 def residual_relu_backward_numpy(grad_y, y, scale):
-    grad_x = np.where(y <= 0, 0, grad_y).astype(grad_y.dtype, copy=False)
+    grad_x = backend.get_array_module(y).where(y <= 0, 0, grad_y).astype(grad_y.dtype, copy=False)
     return grad_x, grad_x * scale
 
 
@@ -63,19 +64,10 @@ def residual_relu_backward_numba(grad_y, y, scale):
     return grad_x, grad_branch
 
 
-def residual_relu_forward_cupy(x, branch, scale):
-    return backend.get_array_module(x).maximum(branch * scale + x, 0)
-
-
-def residual_relu_backward_cupy(grad_y, y, scale):
-    grad_x = backend.get_array_module(y).where(y <= 0, 0, grad_y).astype(grad_y.dtype, copy=False)
-    return grad_x, grad_x * scale
-
-
 _FORWARD = {"numpy": residual_relu_forward_numpy, "numba": residual_relu_forward_numba,
-            "cupy": residual_relu_forward_cupy}
+            "cupy": residual_relu_forward_numpy}
 _BACKWARD = {"numpy": residual_relu_backward_numpy, "numba": residual_relu_backward_numba,
-             "cupy": residual_relu_backward_cupy}
+             "cupy": residual_relu_backward_numpy}
 
 
 def residual_relu_forward(x, branch, scale):

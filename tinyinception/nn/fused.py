@@ -32,6 +32,7 @@ import numpy as np
 from .. import backend, profiler
 from .. import functional as F
 from ..autograd import Function, Tensor, no_grad
+from ..functional._windows import pair
 from ..kernels import layout, threaded_blas
 from . import fold
 from .containers import Sequential
@@ -69,13 +70,13 @@ def stacked_pointwise(x, units, pooled_unit=None, pool=None):
     stacks, its convolution joins the product and the pool runs on its output (module docstring).
     """
     if pooled_unit is not None:
-        pairs = [(unit.conv, unit.bn) for unit in list(units) + [pooled_unit]]
-        if not (stacks(x, list(units) + [pooled_unit]) and pool_moves(pool, pairs, x)):
-            return stacked_pointwise(x, units) + [pooled_unit(F.avg_pool2d(x, **pool))]
-        return [make() for make in stacked_parts(x, pairs, pool)]
+        units = list(units) + [pooled_unit]
+        if not (stacks(x, units) and pool_moves(pool, _pairs(units), x)):
+            return stacked_pointwise(x, units[:-1]) + [pooled_unit(F.avg_pool2d(x, **pool))]
+        return [make() for make in stacked_parts(x, _pairs(units), pool)]
     if not stacks(x, units):
         return [unit(x) for unit in units]
-    return [make() for make in stacked_parts(x, [(unit.conv, unit.bn) for unit in units])]
+    return [make() for make in stacked_parts(x, _pairs(units))]
 
 
 def stacked_parts(x, pairs, pool=None):
@@ -151,14 +152,10 @@ def pool_moves(pool, pairs, x):
 
 def pool_keeps_size(pool):
     """True for F.avg_pool2d arguments of a stride-1 pool whose output has its input's size (kernel 2p + 1)."""
-    kernel = _pair(pool.get("kernel_size"))
-    stride = _pair(pool.get("stride") if pool.get("stride") is not None else kernel)
-    padding = _pair(pool.get("padding", 0))
+    kernel = pair(pool["kernel_size"], "kernel_size", "avg_pool2d")
+    stride = kernel if pool.get("stride") is None else pair(pool["stride"], "stride", "avg_pool2d")
+    padding = pair(pool.get("padding", 0), "padding", "avg_pool2d")
     return stride == (1, 1) and all(k == 2 * p + 1 for k, p in zip(kernel, padding))
-
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
 def pool_arguments(module):
@@ -183,30 +180,30 @@ def run_branches(x, branches, pool_branch=None):
     `stacked_pointwise`; otherwise it is called as usual.
     """
     heads = [branch[0] if isinstance(branch, Sequential) else branch for branch in branches]
-    pooled = _pooled_unit(pool_branch)
-    if pooled is not None and stacks(x, heads + [pooled[0]]):
-        unit, pool = pooled
-        pairs = [(head.conv, head.bn) for head in heads + [unit]]
-        if pool_moves(pool, pairs, x):
-            parts = stacked_parts(x, pairs, pool)
-            with fold.precomputed({id(head.conv): (x, part) for head, part in zip(heads, parts)}):
-                return [branch(x) for branch in branches] + [parts[-1]()]
-    tail = [] if pool_branch is None else [pool_branch]
-    if not stacks(x, heads):
+    unit, pool = _pooled_unit(pool_branch)
+    pool_joins = unit is not None and stacks(x, heads + [unit]) and pool_moves(pool, _pairs(heads + [unit]), x)
+    tail = [] if pool_branch is None or pool_joins else [pool_branch]  # called as written, after the others
+    if not (pool_joins or stacks(x, heads)):
         return [branch(x) for branch in branches + tail]
-    parts = stacked_parts(x, [(head.conv, head.bn) for head in heads])
+    parts = stacked_parts(x, _pairs(heads + [unit]), pool) if pool_joins else stacked_parts(x, _pairs(heads))
     with fold.precomputed({id(head.conv): (x, part) for head, part in zip(heads, parts)}):
-        return [branch(x) for branch in branches + tail]
+        outputs = [branch(x) for branch in branches + tail]
+    return outputs + [parts[-1]()] if pool_joins else outputs
+
+
+def _pairs(units):
+    """The (conv, bn) of each Conv-BN-ReLU unit."""
+    return [(unit.conv, unit.bn) for unit in units]
 
 
 def _pooled_unit(pool_branch):
     """(unit, F.avg_pool2d's arguments) of a ``Sequential(nn.AvgPool2d, unit)`` pool branch without hooks, else
-    None."""
+    (None, None)."""
     if (not isinstance(pool_branch, Sequential) or pool_branch._forward_hooks or len(pool_branch) != 2
             or not hasattr(pool_branch[1], "conv")):
-        return None
+        return None, None
     pool = pool_arguments(pool_branch[0])
-    return None if pool is None else (pool_branch[1], pool)
+    return (None, None) if pool is None else (pool_branch[1], pool)
 
 
 def stacks(x, units):

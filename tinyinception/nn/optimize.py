@@ -157,12 +157,9 @@ class SiblingGroup:
         if parts is not None and id(member) in parts:
             return parts.pop(id(member))()
         self.end_round()
-        members, pool = self._round_members(x)
+        members, pairs, pool = self._round_members(x)
         if member not in members:
             return None
-        pairs = [(list(m)[0], list(m)[1]) for m in self.members]
-        if pool is not None:
-            pairs.append((list(self.pooled)[1], list(self.pooled)[2]))
         makes = fused.stacked_parts(x, pairs, pool)
         own = makes[members.index(member)]
         self._round.x, self._round.size = x, len(members)
@@ -170,18 +167,18 @@ class SiblingGroup:
         return own()
 
     def _round_members(self, x):
-        """(the members whose units stack on x, the pool branch last; its pool's arguments or None), or ([], None)
-        where stacking does not apply."""
+        """(the members whose units stack on x, the pool branch last; their (conv, bn) pairs; the pool's arguments
+        or None), or ([], [], None) where stacking does not apply."""
         pairs = [(list(m)[0], list(m)[1]) for m in self.members]
         if not (self.enabled and self._stacks(x, pairs)):
-            return [], None
+            return [], [], None
         if self.pooled is not None:
             children = list(self.pooled)
             pool, pair = fused.pool_arguments(children[0]), (children[1], children[2])
             if (pool is not None and not children[3]._forward_hooks and self._stacks(x, [pair])
                     and fused.pool_moves(pool, pairs + [pair], x)):
-                return self.members + [self.pooled], pool
-        return (self.members, None) if len(self.members) >= 2 else ([], None)
+                return self.members + [self.pooled], pairs + [pair], pool
+        return (self.members, pairs, None) if len(self.members) >= 2 else ([], [], None)
 
     def _parts(self, x):
         return self._round.parts if getattr(self._round, "x", None) is x else None
