@@ -73,6 +73,8 @@ def cupy_module():
 
 
 def is_cupy_array(array):
+    if type(array) is np.ndarray:  # the common case, answered without looking at the type's module
+        return False
     cupy = cupy_module() if type(array).__module__.startswith("cupy") else None
     return cupy is not None and isinstance(array, cupy.ndarray)
 
