@@ -71,9 +71,10 @@ def stacked_pointwise(x, units, pooled_unit=None, pool=None):
     """
     if pooled_unit is not None:
         units = list(units) + [pooled_unit]
-        if not (stacks(x, units) and pool_moves(pool, _pairs(units), x)):
+        pairs = _pairs(units)
+        if not (stacks(x, units) and pool_moves(pool, pairs, x)):
             return stacked_pointwise(x, units[:-1]) + [pooled_unit(F.avg_pool2d(x, **pool))]
-        return [make() for make in stacked_parts(x, _pairs(units), pool)]
+        return [make() for make in stacked_parts(x, pairs, pool)]
     if not stacks(x, units):
         return [unit(x) for unit in units]
     return [make() for make in stacked_parts(x, _pairs(units))]
@@ -218,11 +219,15 @@ def _stackable(unit, x):
     return conv is not None and bn is not None and not unit._forward_hooks and pair_stackable(conv, bn, x)
 
 
+def is_pointwise(conv):
+    """True for a 1x1, stride-1, unpadded convolution without groups: a matrix product over the channels."""
+    return conv.groups == 1 and conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0)
+
+
 def pair_stackable(conv, bn, x):
-    """True when the 1x1 unit (conv, bn) can join a stacked product on x: 1x1, stride 1, unpadded, no groups, from
-    x's channels in x's dtype, and no forward hooks on either layer (a hook sees its layer run on its own)."""
-    return (not conv._forward_hooks and not bn._forward_hooks and conv.groups == 1
-            and conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0)
+    """True when the 1x1 unit (conv, bn) can join a stacked product on x: `is_pointwise`, from x's channels in x's
+    dtype, and no forward hooks on either layer (a hook sees its layer run on its own)."""
+    return (not conv._forward_hooks and not bn._forward_hooks and is_pointwise(conv)
             and conv.in_channels == x.shape[1] and conv.weight.dtype == x.dtype)
 
 

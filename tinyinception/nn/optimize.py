@@ -108,10 +108,6 @@ def _pool_head(module):
     return module
 
 
-def _pointwise(conv):
-    return conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0) and conv.groups == 1
-
-
 def _group_siblings(parent):
     """Group the 1x1 heads of ``parent``'s children by what they can be stacked on; a group per kind, 2+ heads, at
     most one of them a pool branch."""
@@ -121,7 +117,7 @@ def _group_siblings(parent):
     for child in parent.children():
         head, pool_head = _head(child), _pool_head(child)
         conv = list(head)[0] if head is not None else list(pool_head)[1] if pool_head is not None else None
-        if conv is None or not _pointwise(conv):
+        if conv is None or not fused.is_pointwise(conv):
             continue
         kind = (conv.in_channels, conv.weight.dtype, conv.bias is None)
         if head is not None:
